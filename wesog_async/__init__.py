@@ -1,10 +1,87 @@
-"""wesog_async: the asyncio client for the Wesog image-search API."""
+"""wesog_async: the asyncio client for the Wesog image-search API.
+
+Start with :class:`WesogClient`::
+
+    async with WesogClient(api_key="...") as client:
+        fut = await client.images.create({"id": "img1", "src": "https://..."})
+        op = await fut
+"""
 
 from importlib.metadata import PackageNotFoundError, version
+
+from wesog_async._client import WesogClient
+from wesog_async._errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    ConflictError,
+    ConnectError,
+    InvalidInputError,
+    NotFoundError,
+    OperationError,
+    OperationFailedError,
+    OperationNotFoundError,
+    OperationTimeoutError,
+    OutcomeUnknownError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+    TransportError,
+    WesogError,
+)
+from wesog_async._models import (
+    UNSET,
+    Image,
+    ImageInput,
+    Operation,
+    OperationItemError,
+    OperationMethod,
+    OperationResource,
+    SearchPage,
+    TagResult,
+)
+from wesog_async._operations import OperationFuture, as_completed, gather_operations
+from wesog_async._retry import PollPolicy, RetryPolicy
 
 try:
     __version__ = version("wesog-async")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "UNSET",
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConflictError",
+    "ConnectError",
+    "Image",
+    "ImageInput",
+    "InvalidInputError",
+    "NotFoundError",
+    "Operation",
+    "OperationError",
+    "OperationFailedError",
+    "OperationFuture",
+    "OperationItemError",
+    "OperationMethod",
+    "OperationNotFoundError",
+    "OperationResource",
+    "OperationTimeoutError",
+    "OutcomeUnknownError",
+    "PollPolicy",
+    "RateLimitError",
+    "ResponseValidationError",
+    "RetryPolicy",
+    "SearchPage",
+    "ServerError",
+    "TagResult",
+    "TransportError",
+    "WesogClient",
+    "WesogError",
+    "__version__",
+    "as_completed",
+    "gather_operations",
+]

@@ -1,0 +1,274 @@
+"""The library's one cattrs converter, and the wire-format quirks it absorbs.
+
+Tolerant where the API may vary (D21): unknown keys are ignored, missing fields
+take their defaults, naive timestamps are read as UTC, unknown enum strings are
+kept as plain strings. Exact where a value drives control flow: a bool must be a
+JSON boolean and a number a JSON number (cattrs would otherwise turn ``"false"``
+into ``True`` and ``"5"`` into ``5``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from wesog_async._errors import ResponseValidationError
+from wesog_async._models import (
+    Image,
+    Operation,
+    OperationItemError,
+    OperationMethod,
+    OperationResource,
+    SearchPage,
+    TagResult,
+)
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _exact_bool(value: Any, _: type) -> bool:
+    if type(value) is bool:
+        return value
+    raise TypeError(f"expected a JSON boolean, got {value!r}")
+
+
+def _exact_int(value: Any, _: type) -> int:
+    if type(value) is int:
+        return value
+    # 3.0 is a JSON number a server may emit for an integer; "3" and True are not.
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise TypeError(f"expected a JSON integer, got {value!r}")
+
+
+def _exact_float(value: Any, _: type) -> float:
+    if type(value) is float or type(value) is int:
+        return float(value)
+    raise TypeError(f"expected a JSON number, got {value!r}")
+
+
+def _exact_str(value: Any, _: type) -> str:
+    if type(value) is str:
+        return value
+    raise TypeError(f"expected a JSON string, got {value!r}")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse an ISO-8601 timestamp; naive ones are UTC (D15)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO-8601 string, got {value!r}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _format_timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _enum_or_str(enum_type: type[E]) -> Any:
+    values = {member.value: member for member in enum_type}
+
+    def hook(value: Any, _: type) -> E | str | None:
+        if value is None:
+            return None
+        if type(value) is not str:
+            raise TypeError(f"expected a JSON string, got {value!r}")
+        return values.get(value, value)
+
+    return hook
+
+
+def _str_tuple(value: Any, _: type) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a JSON array of strings, got {value!r}")
+    for item in value:
+        if type(item) is not str:
+            raise TypeError(f"expected a JSON array of strings, got item {item!r}")
+    return tuple(value)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    conv.register_structure_hook(bool, _exact_bool)
+    conv.register_structure_hook(int, _exact_int)
+    conv.register_structure_hook(float, _exact_float)
+    conv.register_structure_hook(str, _exact_str)
+    conv.register_structure_hook(datetime, lambda v, _: parse_timestamp(v))
+    conv.register_unstructure_hook(datetime, _format_timestamp)
+    # cattrs would split a bare string into characters; only arrays are lists.
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _str_tuple)
+
+    conv.register_structure_hook(
+        OperationItemError,
+        make_dict_structure_fn(
+            OperationItemError,
+            conv,
+            index=override(rename="id", struct_hook=_item_index),
+            image_id=override(omit=True),
+        ),
+    )
+    conv.register_unstructure_hook(
+        OperationItemError,
+        make_dict_unstructure_fn(
+            OperationItemError, conv, index=override(rename="id"), image_id=override(omit=True)
+        ),
+    )
+    conv.register_structure_hook(
+        Operation,
+        make_dict_structure_fn(
+            Operation,
+            conv,
+            method=override(struct_hook=_enum_or_str(OperationMethod)),
+            resource=override(struct_hook=_enum_or_str(OperationResource)),
+            errors=override(struct_hook=_errors_hook(conv)),
+            created_at=override(struct_hook=lambda v, _: parse_timestamp(v)),
+            started_at=override(struct_hook=lambda v, _: parse_timestamp(v)),
+            finished_at=override(struct_hook=lambda v, _: parse_timestamp(v)),
+        ),
+    )
+    conv.register_unstructure_hook(
+        Operation,
+        make_dict_unstructure_fn(
+            Operation,
+            conv,
+            method=override(unstruct_hook=_plain),
+            resource=override(unstruct_hook=_plain),
+        ),
+    )
+    return conv
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _item_index(value: Any, _: type) -> int | str | None:
+    # D14 says the index; a server that sends the image id instead is tolerated.
+    if value is None or type(value) is int or type(value) is str:
+        return value  # type: ignore[no-any-return]
+    raise TypeError(f"expected an integer index, got {value!r}")
+
+
+def _errors_hook(conv: cattrs.Converter) -> Any:
+    def hook(value: Any, _: type) -> tuple[OperationItemError, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise TypeError(f"expected a JSON array, got {value!r}")
+        return tuple(conv.structure(item, OperationItemError) for item in value)
+
+    return hook
+
+
+converter = _make_converter()
+
+
+def _errors_of(exc: BaseException) -> list[str]:
+    return cattrs.transform_error(exc, path="$")
+
+
+def structure(data: Any, cls: type[T], *, body: bytes | None = None, what: str = "") -> T:
+    """Structure ``data`` as ``cls`` or raise :class:`ResponseValidationError`."""
+    if not isinstance(data, Mapping):
+        raise ResponseValidationError(
+            f"{what or cls.__name__}: expected a JSON object, got {type(data).__name__}",
+            body=body,
+        )
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
+        raise ResponseValidationError(
+            f"{what or cls.__name__} does not fit the model", errors=_errors_of(exc), body=body
+        ) from exc
+
+
+def structure_operation(data: Any, *, body: bytes | None = None) -> Operation:
+    """An :class:`Operation` from a response body, with ``op_id`` read per D1/D4."""
+    return structure(data, Operation, body=body, what="operation")
+
+
+def structure_image(data: Any, *, body: bytes | None = None) -> Image:
+    """An :class:`Image` from a response body; unknown keys are ignored."""
+    return structure(data, Image, body=body, what="image")
+
+
+def structure_search_page(
+    data: Any, *, page: int, limit: int | None, body: bytes | None = None
+) -> SearchPage:
+    """A :class:`SearchPage` from ``GET /imgs``."""
+    if not isinstance(data, Mapping):
+        raise ResponseValidationError("search page: expected a JSON object", body=body)
+    raw_results = data.get("results")
+    if raw_results is None:
+        raw_results = []
+    if not isinstance(raw_results, list):
+        raise ResponseValidationError(
+            "search page does not fit the model", errors=["$.results: expected an array"]
+        )
+    results = tuple(
+        structure(item, Image, body=body, what=f"search result {i}")
+        for i, item in enumerate(raw_results)
+    )
+    count = data.get("count")
+    if count is not None and type(count) is not int:
+        raise ResponseValidationError(
+            "search page does not fit the model", errors=[f"$.count: expected int, got {count!r}"]
+        )
+    facets: dict[str, dict[str, int]] = {}
+    raw_facets = data.get("facets") or {}
+    if isinstance(raw_facets, Mapping):
+        for name, values in raw_facets.items():
+            if isinstance(values, Mapping):
+                facets[str(name)] = {
+                    str(k): v for k, v in values.items() if type(v) is int and not isinstance(v, bool)
+                }
+    return SearchPage(results=results, count=count, facets=facets, page=page, limit=limit)
+
+
+def structure_tag_result(data: Any, *, body: bytes | None = None) -> TagResult:
+    """A :class:`TagResult`; the whole body is kept in ``raw``."""
+    if not isinstance(data, Mapping):
+        raise ResponseValidationError("tag result: expected a JSON object", body=body)
+
+    def strings(key: str) -> tuple[str, ...] | None:
+        value = data.get(key)
+        if isinstance(value, list):
+            return tuple(str(v) for v in value)
+        return None
+
+    def text(*keys: str) -> str | None:
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, str):
+                return value
+        return None
+
+    return TagResult(
+        keywords=strings("keywords") or strings("tags"),
+        caption=text("caption"),
+        ocr=text("ocr", "text"),
+        colors=strings("colors"),
+        lang=text("lang"),
+        raw=dict(data),
+    )
+
+
+def unstructure(value: Any) -> Any:
+    """JSON-ready data from a model (wire names, ISO-8601 UTC timestamps)."""
+    return converter.unstructure(value)

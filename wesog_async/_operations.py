@@ -1,0 +1,219 @@
+"""OperationFuture: the awaitable handle of one server operation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from wesog_async._errors import OperationFailedError, OperationTimeoutError
+from wesog_async._models import Operation, OperationItemError
+
+if TYPE_CHECKING:
+    from wesog_async._poller import Tracked
+
+TOKEN_VERSION = 1
+
+
+def map_errors(op: Operation, image_ids: Sequence[str]) -> tuple[OperationItemError, ...]:
+    """``op.errors`` with each item's ``image_id`` filled in from the batch (D14).
+
+    ``errors[].id`` is the item's index in the request; a server that sends the
+    image id itself is understood too.
+    """
+    if not op.errors:
+        return ()
+    known = set(image_ids) if image_ids else set()
+    out = []
+    for err in op.errors:
+        image_id: str | None = None
+        if type(err.index) is int and 0 <= err.index < len(image_ids):
+            image_id = image_ids[err.index]
+        elif isinstance(err.index, str) and err.index in known:
+            image_id = err.index
+        out.append(attrs.evolve(err, image_id=image_id))
+    return tuple(out)
+
+
+class OperationFuture:
+    """A server operation started by a write; ``await`` it for the final
+    :class:`Operation`.
+
+    Returned as soon as the server accepted the write. ``op_id`` names the
+    operation, ``latest`` is the newest status seen (progress: ``num_good``,
+    ``num_bad``, ``num_total``). ``image_ids`` are the ids the write covered, in
+    request order: failed items are mapped back to them (:attr:`failed`).
+
+    Awaiting never cancels the operation: cancelling one awaiter cancels only
+    that awaiter. Several futures on one op share one poll stream.
+    """
+
+    __slots__ = ("_raise_on_failure", "_tracked", "image_ids")
+
+    def __init__(
+        self, tracked: Tracked, image_ids: Sequence[str] = (), *, raise_on_failure: bool = False
+    ) -> None:
+        self._tracked = tracked
+        self.image_ids: tuple[str, ...] = tuple(image_ids)
+        self._raise_on_failure = raise_on_failure
+
+    def __repr__(self) -> str:
+        latest = self._tracked.latest
+        progress = (
+            f" {latest.num_good}+{latest.num_bad}/{latest.num_total}" if latest is not None else ""
+        )
+        state = "done" if self.done() else "pending"
+        return f"<OperationFuture op_id={self.op_id} {state}{progress}>"
+
+    @property
+    def op_id(self) -> int | None:
+        """The server's operation id (``None`` only for a ``wait=True`` write whose
+        answer carried none)."""
+        return self._tracked.op_id
+
+    @property
+    def latest(self) -> Operation | None:
+        """The newest :class:`Operation` seen, finished or not."""
+        return self._tracked.latest
+
+    def done(self) -> bool:
+        """True once the operation finished (or the future failed)."""
+        return self._tracked.future.done()
+
+    def _finish(self, op: Operation) -> Operation:
+        if self._raise_on_failure and op.num_bad > 0:
+            failed = map_errors(op, self.image_ids)
+            raise OperationFailedError(
+                f"operation {op.op_id if op.op_id is not None else self.op_id} finished with "
+                f"{op.num_bad} of {op.num_total} items failed",
+                op_id=self.op_id,
+                operation=op,
+                failed=failed,
+            )
+        return op
+
+    def __await__(self) -> Generator[Any, None, Operation]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Operation:
+        op = await asyncio.shield(self._tracked.future)
+        return self._finish(op)
+
+    async def result(self, timeout: float | None = None) -> Operation:
+        """The final Operation, waiting at most ``timeout`` seconds.
+
+        On the deadline, :class:`OperationTimeoutError` (also a ``TimeoutError``)
+        carries the op id and the last status; the operation goes on and can be
+        awaited again or followed by id. A deadline can also come from the
+        caller: ``async with asyncio.timeout(...): await fut``.
+        """
+        if timeout is None:
+            return await self._wait()
+        try:
+            async with asyncio.timeout(timeout):
+                op = await asyncio.shield(self._tracked.future)
+        except TimeoutError:
+            latest = self._tracked.latest
+            raise OperationTimeoutError(
+                f"operation {self.op_id} not finished after {timeout:g}s"
+                + (
+                    f" ({latest.num_good + latest.num_bad}/{latest.num_total} items done)"
+                    if latest is not None
+                    else ""
+                ),
+                op_id=self.op_id,
+                last_status=latest,
+            ) from None
+        return self._finish(op)
+
+    def result_nowait(self) -> Operation:
+        """The final Operation of a done future (``asyncio.InvalidStateError`` if
+        it is still pending)."""
+        return self._finish(self._tracked.future.result())
+
+    def exception(self) -> BaseException | None:
+        """The error of a done future, or ``None``."""
+        return self._tracked.future.exception()
+
+    def add_done_callback(self, fn: Callable[[OperationFuture], object]) -> None:
+        """Call ``fn(self)`` when the operation finishes (or the future fails)."""
+        self._tracked.future.add_done_callback(lambda _f: fn(self))
+
+    @property
+    def failed(self) -> tuple[OperationItemError, ...]:
+        """Failed items of the latest status, with their image ids."""
+        latest = self._tracked.latest
+        return map_errors(latest, self.image_ids) if latest is not None else ()
+
+    @property
+    def failed_ids(self) -> list[str]:
+        """Image ids of the failed items."""
+        return [e.image_id for e in self.failed if e.image_id is not None]
+
+    @property
+    def applied_ids(self) -> list[str]:
+        """Image ids of the items that did not fail, once the operation finished.
+
+        Empty while pending. When the server reports failures it cannot map to
+        an id, ids are not guessed: the list is empty and ``failed`` says why.
+        """
+        latest = self._tracked.latest
+        if latest is None or not latest.is_finished:
+            return []
+        failed = self.failed
+        if any(e.image_id is None for e in failed) or len(failed) != latest.num_bad:
+            return [] if latest.num_bad else list(self.image_ids)
+        bad = {e.image_id for e in failed}
+        return [i for i in self.image_ids if i not in bad]
+
+    def token(self) -> str:
+        """A small versioned JSON token to follow this operation later
+        (``client.ops.follow(token)``), e.g. after a restart."""
+        return json.dumps(
+            {"v": TOKEN_VERSION, "op_id": self.op_id, "image_ids": list(self.image_ids)},
+            separators=(",", ":"),
+        )
+
+
+def parse_token(token: str) -> tuple[int, tuple[str, ...]]:
+    """``(op_id, image_ids)`` from :meth:`OperationFuture.token`."""
+    try:
+        data = json.loads(token)
+    except ValueError as exc:
+        raise ValueError("not an operation token: invalid JSON") from exc
+    if not isinstance(data, dict) or data.get("v") != TOKEN_VERSION:
+        raise ValueError(f"not an operation token of version {TOKEN_VERSION}")
+    op_id, image_ids = data.get("op_id"), data.get("image_ids", [])
+    if type(op_id) is not int:
+        raise ValueError("operation token without an integer op_id")
+    if not isinstance(image_ids, list) or any(type(i) is not str for i in image_ids):
+        raise ValueError("operation token image_ids must be a list of strings")
+    return op_id, tuple(image_ids)
+
+
+async def gather_operations(
+    futures: Iterable[OperationFuture], *, return_exceptions: bool = False
+) -> list[Operation | BaseException]:
+    """Await every future; results in the order given.
+
+    With ``return_exceptions=True`` a failed future contributes its exception
+    instead of raising (the others are still awaited).
+    """
+    return list(
+        await asyncio.gather(*(f._wait() for f in futures), return_exceptions=return_exceptions)
+    )
+
+
+async def as_completed(futures: Iterable[OperationFuture]) -> AsyncIterator[OperationFuture]:
+    """Yield futures as their operations finish (fastest first)."""
+    pending = list(futures)
+    if not pending:
+        return
+    queue: asyncio.Queue[OperationFuture] = asyncio.Queue()
+    for fut in pending:
+        fut.add_done_callback(queue.put_nowait)
+    for _ in range(len(pending)):
+        yield await queue.get()

@@ -1,0 +1,114 @@
+"""Operation endpoints: get, list, cancel, and following operations by id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from wesog_async import _sansio
+from wesog_async import _wire as wire
+from wesog_async._convert import structure_operation
+from wesog_async._errors import ResponseValidationError
+from wesog_async._models import Operation
+from wesog_async._operations import OperationFuture, parse_token
+from wesog_async._retry import PollPolicy
+
+if TYPE_CHECKING:
+    from wesog_async._client import WesogClient
+
+
+class OpsAPI:
+    """``client.ops``: the operation endpoints."""
+
+    def __init__(self, client: WesogClient) -> None:
+        self._client = client
+
+    async def get(self, op_id: int) -> Operation:
+        """The current status of one operation (``GET /ops/{op_id}``).
+
+        Raises :class:`NotFoundError` for an unknown (or another tenant's) id.
+        """
+        _check_op_id(op_id)
+        resp = await self._client.request("GET", _sansio.op_path(op_id), resend_safe=True)
+        op = structure_operation(resp.json(), body=resp.body)
+        return op if op.op_id is not None else _evolve_op_id(op, op_id)
+
+    async def list(self, *, limit: int | None = None, page: int | None = None) -> list[Operation]:
+        """This tenant's operations, newest first (``GET /ops``, D12)."""
+        params: list[tuple[str, str]] = []
+        if limit is not None:
+            if type(limit) is not int or limit < 1:
+                raise ValueError(f"limit must be a positive int, got {limit!r}")
+            params.append((wire.Q_LIMIT, str(limit)))
+        if page is not None:
+            if type(page) is not int or page < 1:
+                raise ValueError(f"page must be an int >= 1, got {page!r}")
+            params.append((wire.Q_PAGE, str(page)))
+        resp = await self._client.request(
+            "GET", wire.PATH_OPS, params=params or None, resend_safe=True
+        )
+        data = resp.json()
+        # Tolerate a wrapped list ({"results": [...]}) as well as the bare array.
+        if isinstance(data, dict):
+            data = data.get("results", data.get("ops", data.get("operations")))
+        if not isinstance(data, list):
+            raise ResponseValidationError("operation list: expected a JSON array", body=resp.body)
+        return [structure_operation(item, body=resp.body) for item in data]
+
+    async def cancel(self, op_id: int) -> Operation:
+        """Cancel an operation that has not started (``DELETE /ops/{op_id}``).
+
+        Inferred endpoint (D13): the answer is the operation, now finished with
+        every item counted bad (``cancelled``). An operation already started
+        raises :class:`ConflictError`. Futures following it resolve with that
+        final status at their next poll.
+        """
+        _check_op_id(op_id)
+        # Cancelling twice is harmless, so the request may be resent.
+        resp = await self._client.request("DELETE", _sansio.op_path(op_id), resend_safe=True)
+        op = structure_operation(resp.json(), body=resp.body)
+        return op if op.op_id is not None else _evolve_op_id(op, op_id)
+
+    def follow(
+        self,
+        op_id_or_token: int | str,
+        *,
+        image_ids: Sequence[str] = (),
+        poll: PollPolicy | None = None,
+    ) -> OperationFuture:
+        """A future for an operation submitted elsewhere (another process, before
+        a restart), by op id or by :meth:`OperationFuture.token`.
+
+        ``image_ids`` (the ids the write covered, in request order) let failed
+        items be mapped back to ids; a token carries them.
+        """
+        if isinstance(op_id_or_token, str):
+            op_id, token_ids = parse_token(op_id_or_token)
+            image_ids = image_ids or token_ids
+        else:
+            op_id = op_id_or_token
+            _check_op_id(op_id)
+        tracked = self._client.poller.track(
+            op_id,
+            initial=None,
+            num_total=len(image_ids),
+            image_ids=tuple(image_ids),
+            policy=poll,
+            learnable=False,
+        )
+        return OperationFuture(tracked, image_ids, raise_on_failure=self._client.raise_on_failure)
+
+    async def wait(self, op_id: int, *, timeout: float | None = None) -> Operation:
+        """Follow ``op_id`` until it finishes (see :meth:`follow`)."""
+        return await self.follow(op_id).result(timeout)
+
+
+def _check_op_id(op_id: object) -> None:
+    if type(op_id) is not int or op_id < 0:
+        raise ValueError(f"op_id must be a non-negative int, got {op_id!r}")
+
+
+def _evolve_op_id(op: Operation, op_id: int) -> Operation:
+    import attrs
+
+    return attrs.evolve(op, op_id=op_id)

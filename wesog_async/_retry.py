@@ -1,0 +1,211 @@
+"""Retry and polling policies: the only module that imports tenacity.
+
+Two separate concerns, each with documented defaults:
+
+* :class:`RetryPolicy`: how one HTTP request is retried (429, 502, 503, 504,
+  connection errors, timeouts), with exponential backoff and full jitter,
+  ``Retry-After`` honoured up to a cap, bounded by attempts and a time budget.
+* :class:`PollPolicy`: when the poller asks ``GET /ops/{op_id}`` again.
+
+Sleep is injectable so tests take no real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import attrs
+import tenacity
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random_exponential,
+)
+
+from wesog_async._errors import (
+    APIStatusError,
+    ConnectError,
+    ResponseValidationError,
+    TransportError,
+)
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+logger = logging.getLogger("wesog_async")
+
+#: Statuses that mean "not now, try again".
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Statuses after which the server certainly did not apply the request.
+NOT_APPLIED_STATUSES = frozenset({429, 503})
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How one request is retried.
+
+    Defaults: 6 attempts within 60 s; backoff with full jitter from 0.25 s
+    doubling up to 8 s; a ``Retry-After`` hint is honoured up to 60 s, and a
+    hint above the cap is not waited for at all (the error is raised with its
+    ``retry_after``). ``attempts=1`` turns retries off.
+    """
+
+    attempts: int = attrs.field(default=6, validator=attrs.validators.ge(1))
+    budget: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    backoff_initial: float = attrs.field(default=0.25, validator=attrs.validators.gt(0))
+    backoff_max: float = attrs.field(default=8.0, validator=attrs.validators.gt(0))
+    retry_after_cap: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+
+    def should_retry(self, exc: BaseException, *, resend_safe: bool) -> bool:
+        """Whether ``exc`` is worth another attempt.
+
+        ``resend_safe`` is False for ``strict=true`` writes: they are retried
+        only when the server certainly did not apply them (connect errors, 429,
+        503), never after an ambiguous failure.
+        """
+        if isinstance(exc, APIStatusError):
+            if exc.status not in RETRY_STATUSES:
+                return False
+            if exc.retry_after is not None and exc.retry_after > self.retry_after_cap:
+                return False
+            return resend_safe or exc.status in NOT_APPLIED_STATUSES
+        if isinstance(exc, ConnectError):
+            return True
+        if isinstance(exc, TransportError):
+            return resend_safe
+        return False
+
+    def hinted_wait(self, exc: BaseException | None) -> float | None:
+        """The server's ``Retry-After`` for ``exc``, capped; ``None`` if none."""
+        if isinstance(exc, APIStatusError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.retry_after_cap)
+        return None
+
+
+class _Wait(tenacity.wait.wait_base):
+    """Full-jitter exponential backoff, replaced by ``Retry-After`` when given."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._jitter = wait_random_exponential(
+            multiplier=policy.backoff_initial, max=policy.backoff_max
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        hinted = self._policy.hinted_wait(exc)
+        return hinted if hinted is not None else float(self._jitter(retry_state))
+
+
+class _BudgetStop(tenacity.stop.stop_base):
+    """Stop when the next sleep would pass the time budget.
+
+    Counts both wall time and the sleeps tenacity computed, so an injected
+    no-op sleep in tests still spends the budget.
+    """
+
+    def __init__(self, budget: float) -> None:
+        self._budget = budget
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        spent = max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
+        return spent + (retry_state.upcoming_sleep or 0.0) > self._budget
+
+
+async def call_with_retries(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    resend_safe: bool,
+    retry_invalid_body: bool = False,
+    sleep: Sleep = asyncio.sleep,
+    name: str = "request",
+    on_retry: Callable[[BaseException, float], None] | None = None,
+) -> T:
+    """Run ``fn`` under ``policy``; the last error is raised as is."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        delay = state.upcoming_sleep or 0.0
+        if exc is not None:
+            logger.info("%s: attempt %d failed (%s); retrying in %.2fs", name,
+                        state.attempt_number, type(exc).__name__, delay)
+            if on_retry is not None:
+                on_retry(exc, delay)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts) | _BudgetStop(policy.budget),
+        wait=_Wait(policy),
+        retry=retry_if_exception(
+            lambda e: policy.should_retry(e, resend_safe=resend_safe)
+            or (retry_invalid_body and isinstance(e, ResponseValidationError))
+        ),
+        sleep=sleep,
+        reraise=True,
+        before_sleep=before_sleep,
+        name=name,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await fn()
+    raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+
+@attrs.frozen(kw_only=True)
+class PollPolicy:
+    """When the poller asks for an operation's status again.
+
+    Defaults: the first poll comes after ``first_delay`` (50 ms) plus
+    ``per_item`` (2 ms) for each item in the operation, or after the completion
+    time learned from this client's earlier operations when there is one. While
+    the server reports progress, the next poll is aimed at the predicted finish.
+    Otherwise the delay grows exponentially (factor ``growth`` = 1.5) with ±10%
+    jitter, capped at ``max_delay`` (5 s). A ``Retry-After`` on a poll is
+    honoured (up to the retry policy's cap).
+    """
+
+    first_delay: float = attrs.field(default=0.05, validator=attrs.validators.gt(0))
+    per_item: float = attrs.field(default=0.002, validator=attrs.validators.ge(0))
+    min_delay: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
+    growth: float = attrs.field(default=1.5, validator=attrs.validators.gt(1))
+    max_delay: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    jitter: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
+    learn: bool = True
+
+    def backoff(self, base: float, polls_without_progress: int, rng: random.Random) -> float:
+        """``base`` grown by ``growth`` per unanswered poll, jittered, capped.
+
+        Computed with tenacity's ``wait_exponential`` so the schedule and the
+        request retries share one implementation of backoff.
+        """
+        wait = wait_exponential(multiplier=base, exp_base=self.growth, max=self.max_delay)
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = polls_without_progress + 1
+        delay = float(wait(state))
+        if self.jitter:
+            delay *= 1.0 + rng.uniform(-self.jitter, self.jitter)
+        return self.clamp(delay)
+
+    def clamp(self, delay: float) -> float:
+        """``delay`` bounded to ``[min_delay, max_delay]``."""
+        return min(self.max_delay, max(self.min_delay, delay))
+
+    def first(self, num_total: int, learned_per_item: float | None, learned_base: float | None) -> float:
+        """Delay before the first poll of an operation with ``num_total`` items."""
+        if self.learn and learned_per_item is not None and learned_base is not None:
+            return self.clamp(learned_base + learned_per_item * num_total)
+        return self.clamp(self.first_delay + self.per_item * num_total)
+
+
+def monotonic() -> float:
+    """The clock the policies measure with (patched by tests via the client)."""
+    return time.monotonic()

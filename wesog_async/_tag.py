@@ -1,0 +1,80 @@
+"""Wesog Tag: ``POST /tag/image`` (multipart)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, BinaryIO
+
+import aiohttp
+
+from wesog_async import _wire as wire
+from wesog_async._convert import structure_tag_result
+from wesog_async._models import TagResult
+
+if TYPE_CHECKING:
+    from wesog_async._client import WesogClient
+
+
+class TagAPI:
+    """``client.tag``: AI tagging of an image file."""
+
+    def __init__(self, client: WesogClient) -> None:
+        self._client = client
+
+    async def image(
+        self,
+        image: bytes | BinaryIO | os.PathLike[str] | str,
+        *,
+        filename: str | None = None,
+        lang: str | None = None,
+        mode: str | None = None,
+        date: str | None = None,
+        event: str | None = None,
+        city: str | None = None,
+        country: str | None = None,
+        caption: bool = False,
+        keywords: bool = False,
+        ocr: bool = False,
+        colors: bool = False,
+    ) -> TagResult:
+        """Tag one image: bytes, an open binary file, or a path.
+
+        The context fields (``date``, ``event``, ``city``, ``country``) improve
+        the results; ``caption``/``keywords``/``ocr``/``colors`` choose what to
+        generate.
+        """
+        if mode is not None and mode not in wire.TAG_MODES:
+            raise ValueError(f"mode must be one of {sorted(wire.TAG_MODES)}, got {mode!r}")
+        if isinstance(image, str | os.PathLike):
+            path = os.fspath(image)
+            with open(path, "rb") as fh:  # noqa: ASYNC230 - one small local read
+                content = fh.read()
+            filename = filename or os.path.basename(path)
+        elif isinstance(image, bytes | bytearray):
+            content = bytes(image)
+        else:
+            content = image.read()
+        if not content:
+            raise ValueError("image is empty")
+
+        def form() -> aiohttp.FormData:
+            # A FormData is consumed by one request: build one per attempt.
+            data = aiohttp.FormData()
+            for name, value in (
+                ("lang", lang), ("mode", mode), ("date", date), ("event", event),
+                ("city", city), ("country", country),
+            ):  # fmt: skip
+                if value is not None:
+                    data.add_field(name, value)
+            for name, flag in (
+                ("caption", caption), ("keywords", keywords), ("ocr", ocr), ("colors", colors),
+            ):  # fmt: skip
+                data.add_field(name, "true" if flag else "false")
+            data.add_field(
+                "image", content, filename=filename or "image",
+                content_type="application/octet-stream",
+            )  # fmt: skip
+            return data
+
+        resp = await self._client.request("POST", wire.PATH_TAG, form=form, resend_safe=True)
+        return structure_tag_result(resp.json(), body=resp.body)
