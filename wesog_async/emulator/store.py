@@ -1,0 +1,202 @@
+"""The in-memory image store of one tenant, with the derived values search needs.
+
+Each stored image keeps its 30-field document (the exact JSON the API returns)
+and a few values precomputed once per write (text tokens, keywords, aspect
+ratio, orientation) so that a search over 100k images is one pass of a compiled
+predicate without per-request parsing or copying.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+# The 30 fields of the Image object, in the documented order (§4.1).
+IMAGE_FIELDS: Final = (
+    "image_id",
+    "src",
+    "url_img_watermark",
+    "url_img_thumbnail",
+    "title",
+    "headline",
+    "caption",
+    "alt_text",
+    "ai_generated",
+    "model_release",
+    "property_release",
+    "nsfw",
+    "status",
+    "date",
+    "location",
+    "city",
+    "country",
+    "event",
+    "author",
+    "provider",
+    "shot",
+    "scene",
+    "technique",
+    "medium",
+    "keywords",
+    "categories",
+    "collections",
+    "height",
+    "width",
+    "n_faces",
+)
+BOOL_FIELDS: Final = frozenset({"ai_generated", "model_release", "property_release", "nsfw"})
+LIST_FIELDS: Final = frozenset({"keywords", "categories", "collections"})
+COMPUTED_FIELDS: Final = frozenset({"image_id", "height", "width", "n_faces"})
+# Fields a request body may set (§4.2).
+WRITABLE_FIELDS: Final = tuple(f for f in IMAGE_FIELDS if f not in COMPUTED_FIELDS)
+STRING_FIELDS: Final = frozenset(WRITABLE_FIELDS) - BOOL_FIELDS - LIST_FIELDS
+TEXT_FIELDS: Final = ("title", "headline", "caption")
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def tokens(text: str) -> frozenset[str]:
+    """Lower-cased word tokens: the unit of the emulator's text similarity."""
+    return frozenset(_TOKEN.findall(text.casefold()))
+
+
+def computed_values(image_id: str) -> tuple[int, int, int]:
+    """``(width, height, n_faces)`` derived from the id: stable across runs."""
+    digest = hashlib.sha256(image_id.encode("utf-8")).digest()
+    width = 400 + int.from_bytes(digest[0:4], "big") % 5601
+    height = 400 + int.from_bytes(digest[4:8], "big") % 5601
+    n_faces = digest[8] % 6
+    return width, height, n_faces
+
+
+def orientation_of(width: int | None, height: int | None) -> str | None:
+    """The ``orientation`` facet value for a width and height."""
+    if not width or not height:
+        return None
+    if width > height:
+        return "landscape"
+    if width < height:
+        return "portrait"
+    return "square"
+
+
+def parse_date(value: str) -> dt.date | None:
+    """``YEAR-MONTH-DAY`` with optional leading zeros (``2005-5-13``), else ``None``."""
+    parts = value.strip().split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    try:
+        return dt.date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:
+        return None
+
+
+def src_is_reachable(src: str) -> bool:
+    """D23: only http(s) URLs whose host does not end in ``.invalid`` are "fetched"."""
+    try:
+        parts = urlsplit(src)
+    except ValueError:
+        return False
+    host = (parts.hostname or "").rstrip(".").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    return not (host == "invalid" or host.endswith(".invalid"))
+
+
+class Record:
+    """One stored image: its document plus values precomputed for search."""
+
+    __slots__ = ("aspect_ratio", "date", "doc", "keywords", "orientation", "text")
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        width, height = doc["width"], doc["height"]
+        self.aspect_ratio: float | None = width / height if width and height else None
+        self.orientation = orientation_of(width, height)
+        date = doc["date"]
+        self.date = parse_date(date) if isinstance(date, str) else None
+        keywords = doc["keywords"] or ()
+        self.keywords = frozenset(k.casefold() for k in keywords)
+        parts = [doc[f] for f in TEXT_FIELDS if doc[f]]
+        parts.extend(keywords)
+        self.text = tokens(" ".join(parts))
+
+
+def new_document(image_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A full 30-field document: given fields set, the rest ``None`` (PUT semantics)."""
+    width, height, n_faces = computed_values(image_id)
+    doc: dict[str, Any] = dict.fromkeys(IMAGE_FIELDS)
+    for name in WRITABLE_FIELDS:
+        if name in fields:
+            value = fields[name]
+            doc[name] = list(value) if isinstance(value, list) else value
+    doc["image_id"] = image_id
+    doc["width"], doc["height"], doc["n_faces"] = width, height, n_faces
+    return doc
+
+
+class ImageStore:
+    """One tenant's images, keyed by image id, in insertion order."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, Record] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._records
+
+    def get(self, image_id: str) -> dict[str, Any] | None:
+        record = self._records.get(image_id)
+        return None if record is None else record.doc
+
+    def record(self, image_id: str) -> Record | None:
+        return self._records.get(image_id)
+
+    def records(self) -> Iterator[Record]:
+        """Iterate without copying; callers must not await while iterating."""
+        return iter(self._records.values())
+
+    def put(self, image_id: str, fields: Mapping[str, Any]) -> None:
+        """Create or replace: every writable field not in ``fields`` is cleared."""
+        self._records[image_id] = Record(new_document(image_id, fields))
+
+    def patch(self, image_id: str, fields: Mapping[str, Any]) -> None:
+        """Change only the fields present; the image must exist."""
+        doc = dict(self._records[image_id].doc)
+        for name, value in fields.items():
+            if name in doc and name not in COMPUTED_FIELDS:
+                doc[name] = list(value) if isinstance(value, list) else value
+        self._records[image_id] = Record(doc)
+
+    def delete(self, image_id: str) -> None:
+        del self._records[image_id]
+
+    def clear(self) -> None:
+        self._records.clear()
+
+    def view(self) -> Mapping[str, dict[str, Any]]:
+        return _DocumentsView(self._records)
+
+
+class _DocumentsView(Mapping[str, dict[str, Any]]):
+    """Read-only ``{image_id: document}`` view over the live store (no copy)."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: dict[str, Record]) -> None:
+        self._records = records
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return self._records[key].doc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
