@@ -45,3 +45,6 @@ def mark_operation(op: object) -> None:
 
 def add_routes(app: web.Application, prefix: str) -> None:
     pass
+
+
+SPEC_HELP = "fault SPEC: see wesog_async.emulator.faults (phase 2)"
