@@ -129,7 +129,7 @@ FULL_IMAGE = {
 }
 
 
-# -- the three documented examples ---------------------------------------------------
+# -- the three documented examples ---------------------------------------------
 async def test_doc_example_create_one_image_with_every_field(
     http: aiohttp.ClientSession, wesog_emulator: EmulatorServer
 ) -> None:
@@ -183,7 +183,7 @@ async def test_doc_example_delete_one_image(http: aiohttp.ClientSession) -> None
         assert await resp.json() == {"detail": "Image not found"}
 
 
-# -- lifecycle -------------------------------------------------------------------------------
+# -- lifecycle -----------------------------------------------------------------
 async def test_lifecycle_queued_started_finished() -> None:
     cfg = EmulatorConfig(api_keys=("k",), item_delay_ms=15.0)
     async with (
@@ -328,7 +328,7 @@ async def test_operation_delay_and_random_delays_are_applied() -> None:
         assert op["exec_ms"] > 0
 
 
-# -- cancel ------------------------------------------------------------------------------------
+# -- cancel --------------------------------------------------------------------
 async def test_cancel_queued_operation(
     http: aiohttp.ClientSession, wesog_emulator: EmulatorServer
 ) -> None:
@@ -382,7 +382,7 @@ async def test_cancel_unknown_or_foreign_operation_is_404(
             assert await resp.json() == {"detail": "Operation not found"}
 
 
-# -- GET /ops ----------------------------------------------------------------------------------------
+# -- GET /ops ------------------------------------------------------------------
 async def test_list_ops_newest_first_with_paging(http: aiohttp.ClientSession) -> None:
     ids = []
     for n in range(5):
@@ -402,7 +402,7 @@ async def test_list_ops_newest_first_with_paging(http: aiohttp.ClientSession) ->
         assert await resp.json() == []
 
 
-# -- idempotence and counters ------------------------------------------------------------------------
+# -- idempotence and counters --------------------------------------------------
 async def test_same_put_twice_same_state_and_counted_as_duplicate(
     http: aiohttp.ClientSession, wesog_emulator: EmulatorServer
 ) -> None:
@@ -437,9 +437,11 @@ async def test_counters_snapshot_and_stats_route(
         pass
     async with http.get("/ops"):
         pass
-    async with aiohttp.ClientSession() as anon:  # internal routes need no key
-        async with anon.get(wesog_emulator.url + "/_emulator/stats") as resp:
-            stats = await resp.json()
+    async with (
+        aiohttp.ClientSession() as anon,  # internal routes need no key
+        anon.get(wesog_emulator.url + "/_emulator/stats") as resp,
+    ):
+        stats = await resp.json()
     assert stats["requests"] == {"POST /imgs": 1, "GET /ops": 1}
     assert stats["ops_created"] == 1
     assert stats["ops_finished"] == 1
@@ -459,9 +461,11 @@ async def test_reset_route_forgets_everything(
     wesog_emulator.state.pause_processing()
     async with http.post("/imgs", json=[{"id": "b", "src": "https://x.example/"}]):
         pass
-    async with aiohttp.ClientSession() as anon:
-        async with anon.post(wesog_emulator.url + "/_emulator/reset") as resp:
-            assert resp.status == 200
+    async with (
+        aiohttp.ClientSession() as anon,
+        anon.post(wesog_emulator.url + "/_emulator/reset") as resp,
+    ):
+        assert resp.status == 200
     state = wesog_emulator.state
     assert len(state.images("k1")) == 0
     assert state.counters.snapshot()["ops_created"] == 0
@@ -470,13 +474,15 @@ async def test_reset_route_forgets_everything(
         assert await resp.json() == []
 
 
-# -- app factory, server and run_emulator --------------------------------------------------------
+# -- app factory, server and run_emulator --------------------------------------
 async def test_create_app_with_pytest_aiohttp_server(aiohttp_server: Any) -> None:
     app = create_app(EmulatorConfig(api_keys=("z",)))
     server = await aiohttp_server(app)
-    async with aiohttp.ClientSession(headers={"API-Key": "z"}) as http:
-        async with http.delete(server.make_url("/imgs/q?wait=true")) as resp:
-            assert resp.status == 200
+    async with (
+        aiohttp.ClientSession(headers={"API-Key": "z"}) as http,
+        http.delete(server.make_url("/imgs/q?wait=true")) as resp,
+    ):
+        assert resp.status == 200
     assert app[STATE_KEY].counters.ops_created == 1
 
 
@@ -487,9 +493,11 @@ async def test_run_emulator_serves_until_cancelled() -> None:
     )
     server = await ready
     assert server.api_key == "demo"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(server.url + "/imgs", headers={"API-Key": "demo"}) as resp:
-            assert resp.status == 200
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.url + "/imgs", headers={"API-Key": "demo"}) as resp,
+    ):
+        assert resp.status == 200
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
