@@ -63,7 +63,9 @@ class Response:
         try:
             return _jsonlib.loads(self.body) if self.body else None
         except _jsonlib.JSON_DECODE_ERRORS as exc:
-            raise ResponseValidationError("response body is not valid JSON", body=self.body) from exc
+            raise ResponseValidationError(
+                "response body is not valid JSON", body=self.body
+            ) from exc
 
 
 def _version() -> str:
@@ -341,13 +343,16 @@ class WesogClient:
                 raw = await resp.read()
                 retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise ConnectError(
-                f"cannot connect ({type(exc).__name__}: {exc.strerror if isinstance(exc, OSError) else exc})",
+                f"cannot connect ({type(exc).__name__}: {reason})",
                 method=method,
                 path=path,
             ) from None
         except TimeoutError:
-            raise TransportError("timed out waiting for the response", method=method, path=path) from None
+            raise TransportError(
+                "timed out waiting for the response", method=method, path=path
+            ) from None
         except aiohttp.ClientError as exc:
             # Never chain the aiohttp error itself: its request_info holds headers.
             raise TransportError(

@@ -236,7 +236,9 @@ def structure_search_page(
         for name, values in raw_facets.items():
             if isinstance(values, Mapping):
                 facets[str(name)] = {
-                    str(k): v for k, v in values.items() if type(v) is int and not isinstance(v, bool)
+                    str(k): v
+                    for k, v in values.items()
+                    if type(v) is int and not isinstance(v, bool)
                 }
     return SearchPage(results=results, count=count, facets=facets, page=page, limit=limit)
 

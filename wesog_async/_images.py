@@ -258,7 +258,8 @@ class ImagesAPI:
         if initial is not None and initial.is_finished:
             # D2: wait=true (or an instant server) — resolved without polling.
             tracked = poller.resolved(
-                initial if initial.op_id is not None or op_id is None
+                initial
+                if initial.op_id is not None or op_id is None
                 else _with_op_id(initial, op_id),
                 tuple(image_ids),
                 poll or client.poll_policy,
@@ -290,8 +291,7 @@ class ImagesAPI:
         params = None
         if fields is not None:
             params = [
-                (wire.Q_FIELDS, f)
-                for f in _sansio._check_choices("fields", fields, _IMAGE_FIELDS)
+                (wire.Q_FIELDS, f) for f in _sansio._check_choices("fields", fields, _IMAGE_FIELDS)
             ]
         resp = await self._client.request(
             "GET", _sansio.image_path(image_id), params=params, resend_safe=True

@@ -102,7 +102,9 @@ class OperationFuture:
         op = await asyncio.shield(self._tracked.future)
         return self._finish(op)
 
-    async def result(self, timeout: float | None = None) -> Operation:
+    # A timeout argument, deliberately (ASYNC109): the deadline error must carry
+    # the op id and last status, which a caller-side asyncio.timeout cannot add.
+    async def result(self, timeout: float | None = None) -> Operation:  # noqa: ASYNC109
         """The final Operation, waiting at most ``timeout`` seconds.
 
         On the deadline, :class:`OperationTimeoutError` (also a ``TimeoutError``)

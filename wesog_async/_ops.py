@@ -98,7 +98,7 @@ class OpsAPI:
         )
         return OperationFuture(tracked, image_ids, raise_on_failure=self._client.raise_on_failure)
 
-    async def wait(self, op_id: int, *, timeout: float | None = None) -> Operation:
+    async def wait(self, op_id: int, *, timeout: float | None = None) -> Operation:  # noqa: ASYNC109
         """Follow ``op_id`` until it finishes (see :meth:`follow`)."""
         return await self.follow(op_id).result(timeout)
 

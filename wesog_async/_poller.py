@@ -114,7 +114,9 @@ class Poller:
         if existing is not None:
             return existing
         if initial is not None and initial.is_finished:
-            return self.resolved(attrs.evolve(initial, op_id=op_id), image_ids, policy or self._client.poll_policy)
+            return self.resolved(
+                attrs.evolve(initial, op_id=op_id), image_ids, policy or self._client.poll_policy
+            )
         policy = policy or self._client.poll_policy
         fut: asyncio.Future[Operation] = self._loop.create_future()
         fut.add_done_callback(_mark_retrieved)
@@ -130,7 +132,11 @@ class Poller:
             submitted_at=self._loop.time(),
             learnable=learnable,
         )
-        tracked.first_delay = self._first_delay(policy, num_total) if learnable else policy.first(num_total, None, None)
+        tracked.first_delay = (
+            self._first_delay(policy, num_total)
+            if learnable
+            else policy.first(num_total, None, None)
+        )
         self._tracked[op_id] = tracked
         self._schedule(tracked, tracked.first_delay)
         self._ensure_running()
@@ -222,7 +228,11 @@ class Poller:
                 tracked,
                 OperationNotFoundError(
                     f"operation {op_id} is unknown to the server (404)"
-                    + (f"; it covered {len(tracked.image_ids)} records" if tracked.image_ids else ""),
+                    + (
+                        f"; it covered {len(tracked.image_ids)} records"
+                        if tracked.image_ids
+                        else ""
+                    ),
                     op_id=op_id,
                     image_ids=tracked.image_ids,
                 ),

@@ -137,8 +137,13 @@ async def call_with_retries(
         exc = state.outcome.exception() if state.outcome is not None else None
         delay = state.upcoming_sleep or 0.0
         if exc is not None:
-            logger.info("%s: attempt %d failed (%s); retrying in %.2fs", name,
-                        state.attempt_number, type(exc).__name__, delay)
+            logger.info(
+                "%s: attempt %d failed (%s); retrying in %.2fs",
+                name,
+                state.attempt_number,
+                type(exc).__name__,
+                delay,
+            )
             if on_retry is not None:
                 on_retry(exc, delay)
 
@@ -146,8 +151,10 @@ async def call_with_retries(
         stop=stop_after_attempt(policy.attempts) | _BudgetStop(policy.budget),
         wait=_Wait(policy),
         retry=retry_if_exception(
-            lambda e: policy.should_retry(e, resend_safe=resend_safe)
-            or (retry_invalid_body and isinstance(e, ResponseValidationError))
+            lambda e: (
+                policy.should_retry(e, resend_safe=resend_safe)
+                or (retry_invalid_body and isinstance(e, ResponseValidationError))
+            )
         ),
         sleep=sleep,
         reraise=True,
@@ -199,7 +206,9 @@ class PollPolicy:
         """``delay`` bounded to ``[min_delay, max_delay]``."""
         return min(self.max_delay, max(self.min_delay, delay))
 
-    def first(self, num_total: int, learned_per_item: float | None, learned_base: float | None) -> float:
+    def first(
+        self, num_total: int, learned_per_item: float | None, learned_base: float | None
+    ) -> float:
         """Delay before the first poll of an operation with ``num_total`` items."""
         if self.learn and learned_per_item is not None and learned_base is not None:
             return self.clamp(learned_base + learned_per_item * num_total)

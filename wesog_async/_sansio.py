@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -73,11 +74,7 @@ def normalize_base_url(base_url: str, *, allow_insecure_http: bool = False) -> s
         raise ValueError("base_url must not carry a query string or fragment")
     if parts.username or parts.password:
         raise ValueError("base_url must not carry credentials; pass api_key instead")
-    if (
-        parts.scheme == "http"
-        and not allow_insecure_http
-        and not is_loopback_host(parts.hostname)
-    ):
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
         raise ValueError(
             f"refusing plain http:// to non-loopback host {parts.hostname!r}: the API key "
             "would be sent unencrypted. Use https://, or pass allow_insecure_http=True."
@@ -181,7 +178,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         return max(0.0, when.timestamp() - now)
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
+    if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
 

@@ -1,0 +1,42 @@
+"""Shared fixtures: the emulator (through our own pytest plugin) and a fast client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from wesog_async import PollPolicy, RetryPolicy, WesogClient
+from wesog_async.emulator import EmulatorConfig, EmulatorServer
+
+# Millisecond-scale schedules so that polling and retry tests take milliseconds.
+FAST_POLL = PollPolicy(first_delay=0.002, per_item=0.0002, min_delay=0.001, max_delay=0.05)
+FAST_RETRY = RetryPolicy(attempts=4, budget=5.0, backoff_initial=0.001, backoff_max=0.01)
+
+API_KEY = "test-key-0123456789"
+OTHER_KEY = "other-key-9876543210"
+
+
+@pytest.fixture
+def wesog_emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(api_keys=(API_KEY, OTHER_KEY), item_delay_ms=0.2)
+
+
+@pytest_asyncio.fixture
+async def client(wesog_emulator: EmulatorServer) -> AsyncIterator[WesogClient]:
+    async with WesogClient(
+        api_key=wesog_emulator.api_key,
+        base_url=wesog_emulator.url,
+        poll=FAST_POLL,
+        retry=FAST_RETRY,
+    ) as c:
+        yield c
+
+
+def make_client(server: EmulatorServer | str, key: str = API_KEY, **kwargs: object) -> WesogClient:
+    """A client with the fast test policies, for tests that manage its lifecycle."""
+    url = server if isinstance(server, str) else server.url
+    options: dict[str, object] = {"poll": FAST_POLL, "retry": FAST_RETRY}
+    options.update(kwargs)
+    return WesogClient(api_key=key, base_url=url, **options)  # type: ignore[arg-type]
