@@ -161,7 +161,7 @@ def _plain(value: Any) -> Any:
 def _item_index(value: Any, _: type) -> int | str | None:
     # D14 says the index; a server that sends the image id instead is tolerated.
     if value is None or type(value) is int or type(value) is str:
-        return value  # type: ignore[no-any-return]
+        return value
     raise TypeError(f"expected an integer index, got {value!r}")
 
 

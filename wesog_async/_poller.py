@@ -24,6 +24,7 @@ from wesog_async._convert import structure_operation
 from wesog_async._errors import (
     ClientClosedError,
     NotFoundError,
+    OperationError,
     OperationNotFoundError,
     ResponseValidationError,
     WesogError,
@@ -240,7 +241,15 @@ class Poller:
             )
             return
         except WesogError as exc:
-            self._fail(tracked, exc, cause=None)
+            # Name the operation: the bare cause (a bad body, a reset) does not.
+            self._fail(
+                tracked,
+                OperationError(
+                    f"polling operation {op_id} failed after the retry budget: {exc}",
+                    op_id=op_id,
+                ),
+                cause=exc,
+            )
             return
         finally:
             self._slots.release()
