@@ -13,8 +13,9 @@ Grammar (whitespace is free between tokens)::
 
 Filters (aliases → meaning):
 
-* ``id`` image id; ``=``/``:`` equal, ``<``/``>``/``<=``/``>=`` numeric when
-  both sides are numbers, else alphabetical.
+* ``id`` image id; ``=``/``:`` equal; ``<``/``>``/``<=``/``>=`` compare numeric
+  ids numerically with a numeric bound (other ids never match), else
+  alphabetically.
 * ``d``/``date`` (``YEAR-MONTH-DAY``), ``r``/``ratio``/``aspect_ratio``,
   ``n``/``n_people``/``n_faces``, ``width``, ``height``: comparisons.
 * ``ai`` (``ai_generated``), ``nsfw``, ``model_release``, ``property_release``:
@@ -37,6 +38,7 @@ score (for ``sort_by=similarity``) when the formula has ``~`` text filters.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 import re
 from collections.abc import Callable
@@ -198,18 +200,14 @@ class _Parser:
         while self._peek("||"):
             self.pos += 2
             parts.append(self._and())
-        if len(parts) == 1:
-            return parts[0]
-        return lambda rec: any(p(rec) for p in parts)
+        return functools.reduce(_either, parts)
 
     def _and(self) -> Predicate:
         parts = [self._unary()]
         while self._peek("&&"):
             self.pos += 2
             parts.append(self._unary())
-        if len(parts) == 1:
-            return parts[0]
-        return lambda rec: all(p(rec) for p in parts)
+        return functools.reduce(_both, parts)
 
     def _unary(self) -> Predicate:
         self._skip()
@@ -330,11 +328,11 @@ class _Parser:
 
         def by_id(rec: Record) -> bool:
             image_id: str = rec.doc["image_id"]
-            if number is not None:
-                mine = _number(image_id)
-                if mine is not None:
-                    return compare(mine, number)
-            return compare(image_id, value)
+            if number is None:
+                return compare(image_id, value)
+            # A numeric bound compares numeric ids only: "abc" is not > 2.
+            mine = _number(image_id)
+            return mine is not None and compare(mine, number)
 
         return by_id
 
@@ -376,6 +374,15 @@ class _Parser:
             return lambda rec: isinstance(v := rec.doc[target], str) and folded in v.casefold()
         compare = _COMPARE[op]
         return lambda rec: isinstance(v := rec.doc[target], str) and compare(v.casefold(), folded)
+
+
+# Binary closures are cheaper per record than all()/any() over a generator.
+def _both(left: Predicate, right: Predicate) -> Predicate:
+    return lambda rec: left(rec) and right(rec)
+
+
+def _either(left: Predicate, right: Predicate) -> Predicate:
+    return lambda rec: left(rec) or right(rec)
 
 
 def _compare_attr(
