@@ -22,7 +22,7 @@ Command = Callable[[argparse.Namespace], int]
 def run_async(coro: Coroutine[Any, Any, None]) -> None:
     """Run ``coro`` on uvloop when it is installed, else on asyncio's loop."""
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up, imported only when needed
+        import uvloop
     except ImportError:
         asyncio.run(coro)
     else:
@@ -82,7 +82,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
         print(f"wesog-async emulator: error: {exc}", file=sys.stderr)
         return 2
     if config.access_log:
-        import logging  # noqa: PLC0415 - only needed for --access-log
+        import logging
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
 
