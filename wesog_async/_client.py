@@ -202,6 +202,11 @@ class WesogClient:
                 limit=self._max_connections, ssl=self._ssl, enable_cleanup_closed=False
             )
             self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+            # aiohttp silently resends PUT/DELETE once when a kept-alive connection
+            # drops after the body was sent. Retries are ours to decide: a strict
+            # write must not be resent after an ambiguous failure (FAULTS F6).
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
 
     async def aclose(self, *, drain: bool = False) -> None:
         """Close the client.

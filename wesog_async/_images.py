@@ -19,7 +19,7 @@ from wesog_async._errors import (
 )
 from wesog_async._models import IMAGE_FIELDS, Image, ImageInput, Operation, SearchPage
 from wesog_async._operations import OperationFuture
-from wesog_async._retry import PollPolicy
+from wesog_async._retry import PollPolicy, RetryPolicy
 
 if TYPE_CHECKING:
     from wesog_async._bulk import IngestMode, IngestReport, Outcome
@@ -53,6 +53,7 @@ class ImagesAPI:
         strict: bool = False,
         lang: str | None = None,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OperationFuture:
         """Create one image (``POST /imgs/{id}``); ``src`` is required.
 
@@ -62,7 +63,7 @@ class ImagesAPI:
         image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
         return await self.submit(
             "POST", _sansio.image_path(image_id), body, (image_id,),
-            wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll,
+            wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
         )  # fmt: skip
 
     async def replace(
@@ -74,12 +75,13 @@ class ImagesAPI:
         strict: bool = False,
         lang: str | None = None,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OperationFuture:
         """Replace one image (``PUT /imgs/{id}``): fields not sent are cleared."""
         image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
         return await self.submit(
             "PUT", _sansio.image_path(image_id), body, (image_id,),
-            wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll,
+            wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
         )  # fmt: skip
 
     async def modify(
@@ -91,12 +93,13 @@ class ImagesAPI:
         strict: bool = False,
         lang: str | None = None,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OperationFuture:
         """Modify one image (``PATCH /imgs/{id}``): only the fields sent change."""
         image_id, body = _sansio.image_body(image, require_src=False, keep_id=False)
         return await self.submit(
             "PATCH", _sansio.image_path(image_id), body, (image_id,),
-            wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll,
+            wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
         )  # fmt: skip
 
     async def delete(
@@ -107,6 +110,7 @@ class ImagesAPI:
         urgent: bool = False,
         strict: bool = False,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OperationFuture:
         """Delete one image (``DELETE /imgs/{id}``).
 
@@ -115,7 +119,7 @@ class ImagesAPI:
         _sansio.check_image_id(image_id, field="image_id")
         return await self.submit(
             "DELETE", _sansio.image_path(image_id), None, (image_id,),
-            wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll,
+            wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
         )  # fmt: skip
 
     # -- writes: N images ------------------------------------------------------
@@ -129,9 +133,10 @@ class ImagesAPI:
         strict: bool = False,
         lang: str | None = None,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OperationFuture:
         """Create N images in one operation (``POST /imgs``)."""
-        return await self._write_many("POST", images, True, wait, urgent, strict, lang, poll)
+        return await self._write_many("POST", images, True, wait, urgent, strict, lang, poll, retry)
 
     async def replace_many(
         self,
@@ -142,9 +147,10 @@ class ImagesAPI:
         strict: bool = False,
         lang: str | None = None,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OperationFuture:
         """Replace N images in one operation (``PUT /imgs``)."""
-        return await self._write_many("PUT", images, True, wait, urgent, strict, lang, poll)
+        return await self._write_many("PUT", images, True, wait, urgent, strict, lang, poll, retry)
 
     async def modify_many(
         self,
@@ -155,9 +161,12 @@ class ImagesAPI:
         strict: bool = False,
         lang: str | None = None,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OperationFuture:
         """Modify N images in one operation (``PATCH /imgs``)."""
-        return await self._write_many("PATCH", images, False, wait, urgent, strict, lang, poll)
+        return await self._write_many(
+            "PATCH", images, False, wait, urgent, strict, lang, poll, retry
+        )
 
     async def delete_many(
         self,
@@ -167,13 +176,14 @@ class ImagesAPI:
         urgent: bool = False,
         strict: bool = False,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OperationFuture:
         """Delete N images in one operation (``DELETE /imgs``, body: array of ids)."""
         ids = [_sansio.check_image_id(i, index=n) for n, i in enumerate(image_ids)]
         _sansio.check_batch_ids(ids, max_items=self._client.max_batch_items)
         return await self.submit(
             "DELETE", wire.PATH_IMAGES, ids, tuple(ids),
-            wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll,
+            wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
         )  # fmt: skip
 
     async def _write_many(
@@ -186,6 +196,7 @@ class ImagesAPI:
         strict: bool,
         lang: str | None,
         poll: PollPolicy | None,
+        retry: RetryPolicy | None,
     ) -> OperationFuture:
         checked = [
             _sansio.image_body(r, require_src=require_src, index=n) for n, r in enumerate(images)
@@ -194,7 +205,7 @@ class ImagesAPI:
         _sansio.check_batch_ids(ids, max_items=self._client.max_batch_items)
         return await self.submit(
             method, wire.PATH_IMAGES, [body for _, body in checked], tuple(ids),
-            wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll,
+            wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
         )  # fmt: skip
 
     async def submit(
@@ -209,6 +220,7 @@ class ImagesAPI:
         strict: bool,
         lang: str | None,
         poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
         encoded: bytes | None = None,
     ) -> OperationFuture:
         """Send one checked write and return its future (the request path shared
@@ -224,7 +236,13 @@ class ImagesAPI:
         data = encoded if encoded is not None else (None if body is None else json_body(body))
         try:
             resp = await client.request(
-                method, path, params=params, body=data, resend_safe=not strict, long_wait=wait
+                method,
+                path,
+                params=params,
+                body=data,
+                resend_safe=not strict,
+                long_wait=wait,
+                retry=retry,
             )
         except (OutcomeUnknownError, ConnectError):
             raise
@@ -279,12 +297,19 @@ class ImagesAPI:
             num_total=len(image_ids),
             image_ids=tuple(image_ids),
             policy=poll,
+            retry=retry,
         )
         return OperationFuture(tracked, image_ids, raise_on_failure=raise_on_failure)
 
     # -- reads -----------------------------------------------------------------
 
-    async def get(self, image_id: str, *, fields: Iterable[str] | None = None) -> Image:
+    async def get(
+        self,
+        image_id: str,
+        *,
+        fields: Iterable[str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Image:
         """One image (``GET /imgs/{id}``); ``fields`` projects it. Raises
         :class:`NotFoundError` for an unknown id."""
         _sansio.check_image_id(image_id, field="image_id")
@@ -294,7 +319,7 @@ class ImagesAPI:
                 (wire.Q_FIELDS, f) for f in _sansio._check_choices("fields", fields, _IMAGE_FIELDS)
             ]
         resp = await self._client.request(
-            "GET", _sansio.image_path(image_id), params=params, resend_safe=True
+            "GET", _sansio.image_path(image_id), params=params, resend_safe=True, retry=retry
         )
         return structure_image(resp.json(), body=resp.body)
 
@@ -310,6 +335,7 @@ class ImagesAPI:
         facets: Iterable[str] | None = None,
         count: bool | None = None,
         lang: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> SearchPage:
         """One page of results (``GET /imgs``).
 
@@ -320,7 +346,9 @@ class ImagesAPI:
             q=q, page=page, limit=limit, sort_by=sort_by, sort_order=sort_order,
             fields=fields, facets=facets, count=count, lang=lang, image_fields=_IMAGE_FIELDS,
         )  # fmt: skip
-        resp = await self._client.request("GET", wire.PATH_IMAGES, params=params, resend_safe=True)
+        resp = await self._client.request(
+            "GET", wire.PATH_IMAGES, params=params, resend_safe=True, retry=retry
+        )
         return structure_search_page(resp.json(), page=page, limit=limit, body=resp.body)
 
     async def search_iter(

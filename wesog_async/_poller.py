@@ -58,6 +58,7 @@ class Tracked:
     progress_at: float | None = None
     progress_done: int = 0
     learnable: bool = True
+    retry: RetryPolicy | None = None
 
 
 def _mark_retrieved(fut: asyncio.Future[Operation]) -> None:
@@ -107,6 +108,7 @@ class Poller:
         image_ids: tuple[str, ...] = (),
         policy: PollPolicy | None = None,
         learnable: bool = True,
+        retry: RetryPolicy | None = None,
     ) -> Tracked:
         """Follow ``op_id``; an op already followed shares its poll stream."""
         if self._closing:
@@ -132,6 +134,7 @@ class Poller:
             latest=initial,
             submitted_at=self._loop.time(),
             learnable=learnable,
+            retry=retry,
         )
         tracked.first_delay = (
             self._first_delay(policy, num_total)
@@ -203,7 +206,7 @@ class Poller:
         op_id = tracked.op_id
         assert op_id is not None
         path = _sansio.op_path(op_id)
-        policy = client.retry_policy
+        policy = tracked.retry or client.retry_policy
 
         async def attempt() -> Operation:
             client.stats_counters.polls += 1
