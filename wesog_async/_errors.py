@@ -81,6 +81,7 @@ class TransportError(WesogError):
 
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
         super().__init__(f"{method} {path}: {message}" if method else message)
+        self.reason = message
         self.method = method
         self.path = path
 

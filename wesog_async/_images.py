@@ -248,7 +248,7 @@ class ImagesAPI:
             raise
         except TransportError as exc:
             raise OutcomeUnknownError(
-                f"{exc}; the write may or may not have been applied",
+                f"{exc.reason}; the write may or may not have been applied",
                 method=method,
                 path=path,
                 image_ids=image_ids,
