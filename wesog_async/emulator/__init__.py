@@ -10,7 +10,13 @@ the formula grammar (:mod:`.query`) and the fault SPEC (:mod:`.faults`).
 from wesog_async.emulator.app import create_app
 from wesog_async.emulator.config import EmulatorConfig
 from wesog_async.emulator.counters import Counters
-from wesog_async.emulator.faults import FaultInjector, FaultRule
+from wesog_async.emulator.faults import (
+    FaultInjector,
+    FaultRule,
+    FaultSpecError,
+    parse_action,
+    parse_spec,
+)
 from wesog_async.emulator.http import STATE_KEY
 from wesog_async.emulator.query import FormulaError
 from wesog_async.emulator.server import EmulatorServer, run_emulator
@@ -23,8 +29,11 @@ __all__ = [
     "EmulatorState",
     "FaultInjector",
     "FaultRule",
+    "FaultSpecError",
     "FormulaError",
     "STATE_KEY",
     "create_app",
+    "parse_action",
+    "parse_spec",
     "run_emulator",
 ]

@@ -70,8 +70,8 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
     rule = state.faults.pick(route)
     if rule is None:
         return await call(request)
-    state.counters.faults[rule.kind] += 1
-    return await faults.inject(request, rule, call)
+    state.counters.faults[rule.label] += 1
+    return await faults.inject(request, rule, call, state.closing)
 
 
 # -- internal control routes ---------------------------------------------------------
@@ -117,5 +117,5 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post("/tag/image", tag.tag_image)
     app.router.add_get(INTERNAL_PREFIX + "stats", _stats)
     app.router.add_post(INTERNAL_PREFIX + "reset", _reset)
-    faults.add_routes(app, INTERNAL_PREFIX)
+    faults.add_routes(app, INTERNAL_PREFIX, STATE_KEY)
     return app

@@ -44,6 +44,14 @@ def _non_negative(_inst: object, attr: attrs.Attribute[float], value: float) -> 
         raise ValueError(f"{attr.name} must be >= 0, got {value!r}")
 
 
+def _check_faults(_inst: object, _attr: attrs.Attribute[str], spec: str) -> None:
+    if spec:
+        # Imported here: the fault module needs aiohttp, the config does not.
+        from wesog_async.emulator.faults import parse_spec
+
+        parse_spec(spec)  # raises FaultSpecError, a ValueError
+
+
 def _positive(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attr.name} must be >= 1, got {value!r}")
@@ -74,7 +82,7 @@ class EmulatorConfig:
     max_body_bytes: int = attrs.field(default=50_000_000, validator=_positive)
     seed: int = 0
     access_log: bool = False
-    faults: str = ""
+    faults: str = attrs.field(default="", validator=_check_faults)
 
     def __repr__(self) -> str:
         # Never show API keys, even in a test failure report.
