@@ -569,6 +569,8 @@ async def inject(
         transport = request.transport
         if transport is None or transport.is_closing():
             return web.Response(status=499)  # nobody is listening any more
+        if closing.is_set():
+            return _status_response(FaultRule(kind="status", status=503))
         return await call(request)
     if kind == "reset_before":
         return _abort(request)
