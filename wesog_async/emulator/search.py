@@ -1,4 +1,11 @@
-"""``GET /imgs``: filter with a compiled formula, sort, page, count, facets, project."""
+"""``GET /imgs``: filter with a compiled formula, sort, page, count, facets, project.
+
+Choices where the docs are silent: ``sort_by=""`` keeps insertion order;
+``sort_order`` defaults to ``asc``, except ``desc`` for ``similarity``/``sim``,
+which needs a ``~`` filter in ``q`` (else 422); images without a value for the
+sort field come last in either direction; ``count`` is ``null`` unless asked;
+``facets`` count booleans as ``"true"``/``"false"`` and list fields per element.
+"""
 
 from __future__ import annotations
 

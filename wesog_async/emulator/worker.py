@@ -47,22 +47,32 @@ def apply_item(state: EmulatorState, tenant: Tenant, item: Item, strict: bool) -
     return None
 
 
-async def _pause(state: EmulatorState, mean_ms: float) -> None:
-    delay = sample_delay_s(mean_ms, state.config.delay_distribution, state.rng)
-    if delay > 0:
-        await asyncio.sleep(delay)
+class _Clock:
+    """Sleeps on a schedule, so that sleep overshoot does not add up over many items."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self._state = state
+        self._loop = asyncio.get_running_loop()
+        self._due = self._loop.time()
+
+    async def pause(self, mean_ms: float) -> None:
+        config = self._state.config
+        self._due += sample_delay_s(mean_ms, config.delay_distribution, self._state.rng)
+        await asyncio.sleep(max(0.0, self._due - self._loop.time()))
 
 
 async def process(state: EmulatorState, tenant: Tenant, op: Operation) -> None:
     """Run one operation to completion (or leave it hanging, for the fault)."""
     op.start()
-    await _pause(state, state.config.op_delay_ms)
+    clock = _Clock(state)
+    if state.config.op_delay_ms > 0:
+        await clock.pause(state.config.op_delay_ms)
     if op.never_finish:
         return  # the injected fault: started, never finished, worker released
     item_delay = state.config.item_delay_ms
     for index, item in enumerate(op.items):
         if item_delay > 0:
-            await _pause(state, item_delay)
+            await clock.pause(item_delay)
         elif index and index % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
         if op.generation != state.generation:
