@@ -9,6 +9,8 @@ from typing import Literal
 
 import attrs
 
+from wesog_async.emulator.faults.spec import parse_spec
+
 DelayDistribution = Literal["fixed", "exponential", "lognormal"]
 
 _DISTRIBUTIONS = ("fixed", "exponential", "lognormal")
@@ -46,9 +48,6 @@ def _non_negative(_inst: object, attr: attrs.Attribute[float], value: float) -> 
 
 def _check_faults(_inst: object, _attr: attrs.Attribute[str], spec: str) -> None:
     if spec:
-        # Imported here: the fault module needs aiohttp, the config does not.
-        from wesog_async.emulator.faults import parse_spec
-
         parse_spec(spec)  # raises FaultSpecError, a ValueError
 
 
