@@ -48,7 +48,11 @@ def apply_item(state: EmulatorState, tenant: Tenant, item: Item, strict: bool) -
 
 
 class _Clock:
-    """Sleeps on a schedule, so that sleep overshoot does not add up over many items."""
+    """Sleeps on a schedule, so that sleep overshoot does not add up over many items.
+
+    After a stall longer than a whole delay it starts afresh instead of
+    catching up, so that every item still takes visible time.
+    """
 
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
@@ -57,8 +61,12 @@ class _Clock:
 
     async def pause(self, mean_ms: float) -> None:
         config = self._state.config
-        self._due += sample_delay_s(mean_ms, config.delay_distribution, self._state.rng)
-        await asyncio.sleep(max(0.0, self._due - self._loop.time()))
+        delay = sample_delay_s(mean_ms, config.delay_distribution, self._state.rng)
+        now = self._loop.time()
+        self._due += delay
+        if self._due <= now:
+            self._due = now + delay
+        await asyncio.sleep(self._due - now)
 
 
 async def process(state: EmulatorState, tenant: Tenant, op: Operation) -> None:
