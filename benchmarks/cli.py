@@ -1,0 +1,89 @@
+"""``python -m benchmarks``: run the workloads, print and write the results.
+
+``--quick`` is the small profile (under a minute on 2 cores); ``--check`` makes
+the exit status depend on validity and accounting only (records applied ==
+sent, no duplicates in fault-free runs, every peer completed, nothing lost),
+never on timing: that is what CI runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import attrs
+
+from benchmarks.harness import pin_self, split_cores
+from benchmarks.report import environment, targets_table, write
+from benchmarks.workloads import FULL, QUICK, WORKLOADS, Bench
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, 1 repetition")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit non-zero on a validity/accounting failure (never on timing)",
+    )
+    parser.add_argument(
+        "--workload", default="", help="comma-separated subset, e.g. W1,W4 (default: all)"
+    )
+    parser.add_argument("--reps", type=int, default=None, help="override the repetitions")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
+    parser.add_argument("--name", default=None, help="file stem (default: latest / quick)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    if args.reps is not None:
+        if args.reps < 1:
+            raise SystemExit("--reps must be >= 1")
+        profile = attrs.evolve(profile, reps=args.reps)
+    selected = [w.strip().upper() for w in args.workload.split(",") if w.strip()] or list(WORKLOADS)
+    unknown = [w for w in selected if w not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workload(s) {unknown}; choose from {sorted(WORKLOADS)}")
+
+    emulator_core, harness_cores = split_cores()
+    pin_self(harness_cores)
+    bench = Bench(profile, emulator_core, log=lambda line: print(line, flush=True))
+    cores = {
+        "emulator": emulator_core,
+        "harness": sorted(harness_cores) if harness_cores else None,
+    }
+    env = environment(bench, cores)
+    started = time.monotonic()
+    print(f"profile {profile.name}: {', '.join(selected)} (reps {profile.reps})", flush=True)
+    for name in selected:
+        t0 = time.monotonic()
+        print(f"{name}: {WORKLOADS[name].__doc__}", flush=True)
+        WORKLOADS[name](bench)
+        print(f"{name} done in {time.monotonic() - t0:.1f}s", flush=True)
+    env["elapsed_s"] = round(time.monotonic() - started, 1)
+    stem = args.name or ("quick" if args.quick else "latest")
+    jsonl, md = write(bench, env, args.out, stem)
+    print()
+    print(targets_table(bench.figures))
+    print()
+    failures = [r for r in bench.runs if not r.accounting_ok]
+    print(
+        f"{len(bench.runs)} peer runs in {env['elapsed_s']}s; accounting failures: "
+        f"{len(failures)}; results: {md} and {jsonl}"
+    )
+    for run in failures:
+        print(f"  FAIL {run.workload} {run.variant} {run.peer} rep {run.rep}: {run.problems}")
+    if args.check:
+        print("check: " + ("FAILED" if failures else "passed") + " (validity and accounting only)")
+        return 1 if failures else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""W5 child: run one bulk peer in a fresh process and report its peak RSS.
+
+``python -m benchmarks.memchild PEER N URL API_KEY`` prints one JSON line:
+``rss_baseline`` (after imports, before the run), ``rss_peak`` (sampled every
+5 ms, and the kernel's high-water mark), ``rss_growth``, wall and CPU seconds,
+and the peer's record counts.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+
+from benchmarks.harness import RssSampler, run_loop, timed
+from benchmarks.peers import PEERS, Job, PeerResult
+
+
+def main(argv: list[str]) -> int:
+    peer, n, url, api_key = argv[0], int(argv[1]), argv[2], argv[3]
+    spec = PEERS[peer]
+    job = Job("bulk", url, api_key, n, batch_size=1000, in_flight=16, max_pending_ops=16)
+    out: dict[str, object] = {"peer": peer, "n": n}
+    with RssSampler() as sampler, timed() as t:
+        try:
+            result: PeerResult = run_loop(lambda: spec.run(job), use_uvloop=spec.uvloop)
+        except Exception as exc:
+            result = PeerResult(error=f"{type(exc).__name__}: {exc}")
+    # ru_maxrss is in KiB on Linux; it also covers anything the sampler missed.
+    high_water = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = max(sampler.peak, high_water)
+    out.update(
+        rss_baseline=sampler.baseline,
+        rss_peak=peak,
+        rss_growth=peak - sampler.baseline,
+        wall=t["wall"],
+        cpu=t["cpu"],
+        good=result.records_good,
+        bad=result.records_bad,
+        unknown=result.records_unknown,
+        error=result.error,
+    )
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,105 @@
+"""What every peer is asked to do (:class:`Job`) and what it reports (:class:`PeerResult`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Literal
+
+import attrs
+
+JobKind = Literal["bulk", "singles"]
+
+#: Every peer gives up after this long (a bound on every loop).
+RUN_DEADLINE_S = 600.0
+
+
+@attrs.define
+class Job:
+    """One unit of work, identical for every peer of a comparison.
+
+    ``bulk``: stream ``n_records`` records in batches of ``batch_size`` with
+    ``in_flight`` write requests in flight (and at most ``max_pending_ops``
+    operations submitted but not yet seen finished), each batch a
+    ``POST /imgs``. ``singles``: ``n_records`` concurrent tasks, each creating
+    one image (``POST /imgs/{id}``) and awaiting its operation.
+    """
+
+    kind: JobKind
+    url: str
+    api_key: str
+    n_records: int
+    batch_size: int = 1000
+    in_flight: int = 16
+    max_pending_ops: int = 64
+    prefix: str = "img"
+    #: Called (in the loop) once every record has been submitted and before any
+    #: result is awaited further; the memory probe measures there.
+    on_all_submitted: Callable[[], Awaitable[None]] | None = None
+    #: A callable started as a task next to the peer (the W7 ticker).
+    companion: Callable[[], Awaitable[Any]] | None = None
+
+
+@attrs.define
+class PeerResult:
+    """What one peer run did, as the peer itself saw it."""
+
+    records_sent: int = 0
+    records_good: int = 0
+    records_bad: int = 0
+    records_unknown: int = 0
+    ops: int = 0
+    polls: int = 0
+    #: op id -> ``time.time()`` when the peer's caller saw the operation finished.
+    observed: dict[int, float] = attrs.field(factory=dict)
+    error: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def lost(self) -> int:
+        """Records with no definite outcome (neither good, bad nor reported unknown)."""
+        return self.records_sent - self.records_good - self.records_bad - self.records_unknown
+
+
+def record(i: int, prefix: str) -> dict[str, Any]:
+    """Record number ``i``: a small, realistic create body (id, src, title)."""
+    return {
+        "id": f"{prefix}-{i:08d}",
+        "src": f"https://img.example.com/{i % 997}/{i}.jpg",
+        "title": f"Bench image {i}",
+    }
+
+
+def records(n: int, prefix: str) -> Iterator[dict[str, Any]]:
+    """A generator of ``n`` records (never a list: streaming is part of the test)."""
+    for i in range(n):
+        yield record(i, prefix)
+
+
+def chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def now() -> float:
+    """Wall-clock time, comparable with the emulator's finish times."""
+    return time.time()
+
+
+#: ``fixed`` poll schedule of the raw peers: seconds after submit (then every 0.5 s).
+FIXED_SCHEDULE = (0.02, 0.04, 0.08, 0.16, 0.32, 0.5)
+
+
+def fixed_delay(poll_number: int) -> float:
+    """Delay before poll ``poll_number`` (0-based) on the fixed schedule."""
+    return FIXED_SCHEDULE[min(poll_number, len(FIXED_SCHEDULE) - 1)]
+
+
+Peer = Callable[[Job], Awaitable[PeerResult]]

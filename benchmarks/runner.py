@@ -1,0 +1,263 @@
+"""One peer run: reset the emulator, run the peer in a fresh event loop, read the
+emulator's counters, and check validity and accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import time
+import traceback
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from benchmarks.harness import Emulator, run_loop, timed
+from benchmarks.peers import PEERS, Job, PeerResult
+from benchmarks.stats import percentile
+
+#: The emulator is "the bottleneck" when its CPU was busy more than this share of
+#: the wall time of a P0 run (BENCH.md).
+EMULATOR_BUSY_LIMIT = 0.80
+
+POLL_ROUTE = "GET /ops/{op_id}"
+
+
+@attrs.define
+class RunRecord:
+    """One peer run of one variant of one workload: measurements and checks."""
+
+    workload: str
+    variant: str
+    peer: str
+    rep: int
+    n_records: int
+    faults: bool = False
+    wall: float = math.nan
+    cpu: float = math.nan
+    result: PeerResult = attrs.field(factory=PeerResult)
+    emulator: dict[str, Any] = attrs.field(factory=dict)
+    latencies: list[float] = attrs.field(factory=list)
+    metrics: dict[str, float] = attrs.field(factory=dict)
+    problems: list[str] = attrs.field(factory=list)
+    emulator_bound: bool = False
+
+    @property
+    def completed(self) -> bool:
+        return self.result.error is None
+
+    @property
+    def accounting_ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def requests(self) -> int:
+        return int(sum(self.emulator.get("requests", {}).values()))
+
+    @property
+    def polls(self) -> int:
+        return int(self.emulator.get("requests", {}).get(POLL_ROUTE, 0))
+
+    @property
+    def ops(self) -> int:
+        return int(self.emulator.get("ops_created", 0))
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready numbers of this run."""
+        lat = self.latencies
+        return {
+            "rep": self.rep,
+            "wall_s": round(self.wall, 4),
+            "cpu_s": round(self.cpu, 4),
+            "records": self.n_records,
+            "requests": self.requests,
+            "polls": self.polls,
+            "ops": self.ops,
+            "emulator_cpu_s": self.emulator.get("cpu_s"),
+            "emulator_busy": round(self.emulator.get("cpu_s", 0.0) / self.wall, 3)
+            if self.wall > 0
+            else None,
+            "items_applied": self.emulator.get("items_applied"),
+            "images_stored": self.emulator.get("images_stored"),
+            "duplicate_applies": self.emulator.get("duplicate_applies"),
+            "faults_injected": self.emulator.get("faults_injected", 0),
+            "good": self.result.records_good,
+            "bad": self.result.records_bad,
+            "unknown": self.result.records_unknown,
+            "lost": self.result.lost,
+            "latency_p50_ms": round(percentile(lat, 50) * 1000, 2) if lat else None,
+            "latency_p99_ms": round(percentile(lat, 99) * 1000, 2) if lat else None,
+            "error": self.result.error,
+            "problems": self.problems,
+            "emulator_bound": self.emulator_bound,
+            **{k: round(v, 6) for k, v in self.metrics.items()},
+        }
+
+
+def check(run: RunRecord) -> None:
+    """Fill ``run.problems`` with accounting failures (BENCH.md validity rules)."""
+    stats, result, n = run.emulator, run.result, run.n_records
+    if result.error is not None:
+        run.problems.append(f"peer did not complete: {result.error}")
+        return
+    if result.lost != 0:
+        run.problems.append(f"{result.lost} record(s) lost (no outcome)")
+    stored = stats.get("images_stored")
+    if run.faults:
+        # Resends after a fault may apply a record twice; what must hold is that
+        # every record ended in the store.
+        if stored != n:
+            run.problems.append(f"{stored} images stored != {n} records sent")
+    else:
+        applied = stats.get("items_applied")
+        if applied != n:
+            run.problems.append(f"records applied {applied} != records sent {n}")
+        if stats.get("duplicate_applies", 0):
+            run.problems.append(
+                f"{stats['duplicate_applies']} duplicate applies in a fault-free run"
+            )
+    if result.records_bad or result.records_unknown:
+        run.problems.append(
+            f"{result.records_bad} failed and {result.records_unknown} unknown record(s)"
+        )
+
+
+def run_peer(
+    emu: Emulator,
+    workload: str,
+    variant: str,
+    peer: str,
+    rep: int,
+    job: Job,
+    *,
+    faults: dict[str, Any] | None = None,
+    wrap: Callable[[Callable[[], Awaitable[PeerResult]]], Awaitable[PeerResult]] | None = None,
+) -> RunRecord:
+    """Run ``peer`` once on ``job`` in a fresh event loop, then check it.
+
+    ``wrap`` (optional) runs around the peer coroutine inside the loop (the
+    memory probe and the W7 ticker use it).
+    """
+    spec = PEERS[peer]
+    run = RunRecord(workload, variant, peer, rep, job.n_records, faults=faults is not None)
+    emu.reset()
+    if faults is not None and not emu.set_faults(faults):
+        run.result.error = "this emulator has no fault injection"
+        run.problems.append(run.result.error)
+        return run
+    cursor = emu.finish_cursor()
+    gc.collect()
+
+    async def main() -> PeerResult:
+        if wrap is not None:
+            return await wrap(lambda: spec.run(job))
+        return await spec.run(job)
+
+    with timed() as t:
+        try:
+            result: PeerResult = run_loop(main, use_uvloop=spec.uvloop)
+        except Exception as exc:
+            result = PeerResult(error=f"{type(exc).__name__}: {exc}")
+            result.extra["traceback"] = traceback.format_exc(limit=8)
+    run.wall, run.cpu = t["wall"], t["cpu"]
+    result.records_sent = job.n_records
+    run.result = result
+    run.emulator = _settled_stats(emu)
+    finish = emu.finish_times(cursor)
+    run.latencies = [obs - finish[op] for op, obs in result.observed.items() if op in finish]
+    check(run)
+    if peer == "P0" and run.wall > 0:
+        run.emulator_bound = run.emulator.get("cpu_s", 0.0) / run.wall > EMULATOR_BUSY_LIMIT
+    return run
+
+
+def _settled_stats(emu: Emulator) -> dict[str, Any]:
+    """Emulator counters once its queue is empty (a peer that gave up may leave
+    work behind; wait for it briefly so the counters are final)."""
+    stats = emu.stats()
+    deadline = time.monotonic() + 5.0
+    while stats.get("ops_queued") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        stats = emu.stats()
+    return stats
+
+
+# -- helpers used inside the loop ---------------------------------------------------
+
+
+class Ticker:
+    """A 1 ms ticker in the same loop: records how late each tick wakes up."""
+
+    PERIOD = 0.001
+    MAX_TICKS = 2_000_000
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+
+    async def run(self) -> None:
+        clock = time.perf_counter
+        for _ in range(self.MAX_TICKS):
+            start = clock()
+            await asyncio.sleep(self.PERIOD)
+            self.lags.append(max(0.0, clock() - start - self.PERIOD))
+
+
+class MemoryProbe:
+    """Traced memory held while every operation is pending.
+
+    The emulator is paused before the run; when the peer reports that all
+    records were submitted, the probe measures (after a full collection) and
+    resumes the emulator.
+    """
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+        self.baseline = 0
+        self.pending_bytes: int | None = None
+
+    async def wrap(self, peer: Callable[[], Awaitable[PeerResult]]) -> PeerResult:
+        tracemalloc.start()
+        try:
+            gc.collect()
+            self.baseline = tracemalloc.get_traced_memory()[0]
+            return await peer()
+        finally:
+            tracemalloc.stop()
+
+    async def on_all_submitted(self) -> None:
+        await asyncio.sleep(0)  # let the other tasks reach their await
+        gc.collect()
+        self.pending_bytes = tracemalloc.get_traced_memory()[0] - self.baseline
+        await asyncio.to_thread(self.emu.resume)
+
+
+def bare_task_bytes(n: int) -> float:
+    """Traced bytes per idle task awaiting a future: the cost of the caller's own
+    task, subtracted from the per-pending-op memory."""
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        tracemalloc.start()
+        try:
+            gc.collect()
+            base = tracemalloc.get_traced_memory()[0]
+            futures = [loop.create_future() for _ in range(n)]
+
+            async def wait(fut: asyncio.Future[None]) -> None:
+                await fut
+
+            tasks = [asyncio.create_task(wait(f)) for f in futures]
+            await asyncio.sleep(0)
+            gc.collect()
+            used = tracemalloc.get_traced_memory()[0] - base
+            for fut in futures:
+                fut.set_result(None)
+            await asyncio.gather(*tasks)
+            return used / n
+        finally:
+            tracemalloc.stop()
+
+    result: float = run_loop(main, use_uvloop=False)
+    return result

@@ -1,0 +1,733 @@
+"""Workloads W1-W7 of BENCH.md: what runs, in which order, and the figures.
+
+Every workload runs its peers interleaved (P0, P1, P2, P0, P1, P2, ...), each
+run in a fresh event loop against an emulator reset in between, and computes
+its figures pair by pair (repetition by repetition) before taking the median.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from benchmarks.harness import Emulator, EmulatorSpec
+from benchmarks.peers import PEERS, Job, bulk_available
+from benchmarks.runner import MemoryProbe, RunRecord, Ticker, bare_task_bytes, run_peer
+from benchmarks.stats import median, pair_diffs, pair_ratios, percentile
+
+NO_DELAY = EmulatorSpec()
+
+
+@attrs.frozen
+class Profile:
+    """Sizes and repetitions: ``full`` is BENCH.md, ``quick`` the CI smoke test."""
+
+    name: str
+    reps: int
+    w1_records: int
+    w1_variants: tuple[tuple[int, int], ...]
+    w2_records: int
+    w3_tasks: int
+    w4_ops: int
+    w4_delays: tuple[tuple[str, float, str], ...]
+    w5_sizes: tuple[int, int]
+    w5_reps: int
+    w6_records: int
+    w7_records: int
+
+
+FULL = Profile(
+    name="full",
+    reps=5,
+    w1_records=100_000,
+    w1_variants=((1000, 16), (1000, 4), (100, 16), (100, 4)),
+    w2_records=100_000,
+    w3_tasks=10_000,
+    w4_ops=1_000,
+    w4_delays=(
+        ("50ms", 50.0, "fixed"),
+        ("1s", 1000.0, "fixed"),
+        ("lognormal300", 300.0, "lognormal"),
+    ),
+    w5_sizes=(100_000, 1_000_000),
+    w5_reps=1,
+    w6_records=100_000,
+    w7_records=100_000,
+)
+
+QUICK = Profile(
+    name="quick",
+    reps=1,
+    w1_records=4_000,
+    w1_variants=((1000, 16), (100, 16)),
+    w2_records=4_000,
+    w3_tasks=300,
+    w4_ops=100,
+    w4_delays=(("50ms", 50.0, "fixed"), ("lognormal300", 300.0, "lognormal")),
+    w5_sizes=(2_000, 20_000),
+    w5_reps=1,
+    w6_records=4_000,
+    w7_records=4_000,
+)
+
+
+@attrs.define
+class Figure:
+    """One number of the results table, with its target and verdict."""
+
+    workload: str
+    name: str
+    value: float | None
+    unit: str = ""
+    target: str = ""
+    status: str = "INFO"  # PASS, MISS, INVALID, INFO, SKIP
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        value = None if self.value is None or math.isnan(self.value) else round(self.value, 4)
+        return {**attrs.asdict(self), "value": value}
+
+
+def verdict(ok: bool, *, invalid: bool = False) -> str:
+    if invalid:
+        return "INVALID"
+    return "PASS" if ok else "MISS"
+
+
+@attrs.define
+class Bench:
+    """Shared state of one benchmark invocation."""
+
+    profile: Profile
+    emulator_core: int | None
+    log: Callable[[str], None] = print
+    runs: list[RunRecord] = attrs.field(factory=list)
+    figures: list[Figure] = attrs.field(factory=list)
+    skipped: list[str] = attrs.field(factory=list)
+
+    def emulator(self, spec: EmulatorSpec) -> Emulator:
+        return Emulator(spec, core=self.emulator_core)
+
+    def peers(self, names: Iterable[str], *, bulk: bool = False) -> list[str]:
+        """The available peers among ``names`` (unavailable ones are noted)."""
+        out = []
+        for name in names:
+            spec = PEERS[name]
+            if not spec.available():
+                self._skip(f"{name}: {spec.why_unavailable}")
+            elif bulk and name.startswith("P1") and not bulk_available():
+                self._skip(f"{name} (bulk): wesog_async has no _bulk module yet")
+            else:
+                out.append(name)
+        return out
+
+    def _skip(self, why: str) -> None:
+        if why not in self.skipped:
+            self.skipped.append(why)
+            self.log(f"  skipped {why}")
+
+    def interleave(
+        self,
+        emu: Emulator,
+        workload: str,
+        variant: str,
+        peers: Sequence[str],
+        make_job: Callable[[str], Job],
+        *,
+        reps: int | None = None,
+        faults: Callable[[str, int], dict[str, Any] | None] | None = None,
+        wrap: Callable[[str], Any] | None = None,
+        after: Callable[[RunRecord], None] | None = None,
+    ) -> dict[str, list[RunRecord]]:
+        """P0, P1, P2, P0, P1, P2, ...: ``reps`` rounds of every peer."""
+        by_peer: dict[str, list[RunRecord]] = {p: [] for p in peers}
+        for rep in range(reps or self.profile.reps):
+            for label in peers:
+                peer = label.split("+")[0]
+                run = run_peer(
+                    emu,
+                    workload,
+                    variant,
+                    peer,
+                    rep,
+                    make_job(label),
+                    faults=faults(label, rep) if faults else None,
+                    wrap=wrap(label) if wrap else None,
+                )
+                run.peer = label
+                if after is not None:
+                    after(run)
+                self.runs.append(run)
+                by_peer[label].append(run)
+                self.log(_line(run))
+        return by_peer
+
+    def add(self, *figures: Figure) -> None:
+        self.figures.extend(figures)
+
+
+def _line(run: RunRecord) -> str:
+    status = "ok" if run.accounting_ok else "FAIL " + "; ".join(run.problems)
+    busy = run.emulator.get("cpu_s", 0.0) / run.wall if run.wall > 0 else 0.0
+    return (
+        f"  {run.workload} {run.variant:<14} {run.peer:<11} rep {run.rep}: "
+        f"wall {run.wall:7.3f}s cpu {run.cpu:6.3f}s polls {run.polls:6d} "
+        f"emu busy {busy:4.0%}  {status}"
+    )
+
+
+# -- figure helpers -------------------------------------------------------------------
+
+
+def walls(runs: Sequence[RunRecord]) -> list[float]:
+    return [r.wall for r in runs]
+
+
+def cpu_us_per_record(runs: Sequence[RunRecord]) -> list[float]:
+    return [r.cpu / r.n_records * 1e6 for r in runs]
+
+
+def polls_per_op(runs: Sequence[RunRecord]) -> list[float]:
+    return [r.polls / r.ops for r in runs if r.ops]
+
+
+def emulator_bound(p0_runs: Sequence[RunRecord]) -> bool:
+    """Whether the emulator was the bottleneck during P0 (most P0 repetitions)."""
+    return sum(r.emulator_bound for r in p0_runs) * 2 > len(p0_runs)
+
+
+def busy_note(p0_runs: Sequence[RunRecord]) -> str:
+    busy = median([r.emulator.get("cpu_s", 0.0) / r.wall for r in p0_runs if r.wall > 0])
+    return f"emulator CPU busy {busy:.0%} of P0 wall"
+
+
+def bulk_job(emu: Emulator, n: int, batch: int, in_flight: int) -> Job:
+    return Job(
+        "bulk",
+        emu.url,
+        emu.api_key,
+        n,
+        batch_size=batch,
+        in_flight=in_flight,
+        max_pending_ops=max(16, in_flight),
+    )
+
+
+# -- W1 --------------------------------------------------------------------------------
+
+
+def w1(b: Bench) -> None:
+    """Bulk throughput, CPU-bound: no server delay."""
+    p = b.profile
+    n = p.w1_records
+    with b.emulator(NO_DELAY) as emu:
+        for batch, in_flight in p.w1_variants:
+            variant = f"b{batch}/k{in_flight}"
+            extras = ("P1-uvloop", "P2", "P3") if (batch, in_flight) == (1000, 16) else ()
+            peers = b.peers(("P0", "P1", *extras), bulk=True)
+            job = bulk_job(emu, n, batch, in_flight)
+            runs = b.interleave(emu, "W1", variant, peers, lambda _l, j=job: attrs.evolve(j))
+            w1_figures(b, variant, batch, runs)
+
+
+def w1_figures(b: Bench, variant: str, batch: int, runs: dict[str, list[RunRecord]]) -> None:
+    p0 = runs.get("P0", [])
+    bound = emulator_bound(p0)
+    note = busy_note(p0)
+    limit = 1.10 if batch >= 1000 else 1.25
+    for peer, tag in (("P1", ""), ("P1-uvloop", " (uvloop)"), ("P3", " (P3 httpx)")):
+        if peer not in runs or not p0:
+            continue
+        ratio = median(pair_ratios(walls(runs[peer]), walls(p0)))
+        if peer == "P1":
+            b.add(
+                Figure(
+                    "W1",
+                    f"wall ratio P1/P0, {variant}",
+                    ratio,
+                    "x",
+                    f"<= {limit:.2f}",
+                    verdict(ratio <= limit, invalid=bound),
+                    note,
+                )
+            )
+        else:
+            b.add(
+                Figure("W1", f"wall ratio {peer}/P0, {variant}{tag}", ratio, "x", "", "INFO", note)
+            )
+    for peer, peer_runs in runs.items():
+        b.add(
+            Figure(
+                "W1",
+                f"client CPU per record, {peer}, {variant}",
+                median(cpu_us_per_record(peer_runs)),
+                "us",
+            ),
+            Figure(
+                "W1",
+                f"requests per record, {peer}, {variant}",
+                median([r.requests / r.n_records for r in peer_runs]),
+                "",
+            ),
+            Figure("W1", f"polls per op, {peer}, {variant}", median(polls_per_op(peer_runs)), ""),
+        )
+    if "P1" in runs and p0:
+        extra = median(pair_diffs(cpu_us_per_record(runs["P1"]), cpu_us_per_record(p0)))
+        b.add(
+            Figure(
+                "W1",
+                f"extra client CPU P1-P0 per record, {variant}",
+                extra,
+                "us",
+                "<= 1.0",
+                verdict(extra <= 1.0),
+                "CPU time of the client process; valid whoever is the bottleneck",
+            )
+        )
+
+
+# -- W2 --------------------------------------------------------------------------------
+
+
+def w2(b: Bench) -> None:
+    """Bulk, latency-bound: 200 ms per operation, fixed and exponential."""
+    p = b.profile
+    batch, in_flight, delay_ms = 1000, 16, 200.0
+    for dist in ("fixed", "exponential"):
+        spec = EmulatorSpec(
+            op_delay_ms=delay_ms, delay_distribution=dist, workers_per_tenant=in_flight
+        )
+        variant = f"200ms-{dist}"
+        with b.emulator(spec) as emu:
+            peers = b.peers(("P0", "P0-oracle", "P1", "P2"), bulk=True)
+            runs = b.interleave(
+                emu, "W2", variant, peers, lambda _l: bulk_job(emu, p.w2_records, batch, in_flight)
+            )
+        p0 = runs.get("P0", [])
+        # Server capacity: workers x batch / delay, and the emulator's CPU rate measured on
+        # the P0 run of the same repetition (records per emulator-CPU-second).
+        delay_cap = spec.workers_per_tenant * batch / (delay_ms / 1000)
+        client_cap = in_flight * batch / (delay_ms / 1000)
+        ideals = [
+            min(r.n_records / max(r.emulator.get("cpu_s", 0.0), 1e-9), delay_cap, client_cap)
+            for r in p0
+        ]
+        for peer in ("P1", "P0", "P2"):
+            if peer not in runs or not ideals:
+                continue
+            rates = [r.n_records / r.wall for r in runs[peer]]
+            share = median(pair_ratios(rates, ideals))
+            b.add(
+                Figure(
+                    "W2",
+                    f"records/s vs ideal, {peer}, {variant}",
+                    share,
+                    "x ideal",
+                    ">= 0.90" if peer == "P1" else "",
+                    verdict(share >= 0.9, invalid=emulator_bound(p0)) if peer == "P1" else "INFO",
+                    f"{median(rates):.0f} rec/s; ideal {median(ideals):.0f} rec/s = min(emulator "
+                    f"CPU capacity, {delay_cap:.0f}, {client_cap:.0f}); {busy_note(p0)}",
+                )
+            )
+        for peer in runs:
+            b.add(
+                Figure("W2", f"polls per op, {peer}, {variant}", median(polls_per_op(runs[peer])))
+            )
+
+
+# -- W3 --------------------------------------------------------------------------------
+
+
+def w3(b: Bench) -> None:
+    """Many single awaits: 10k concurrent tasks, each awaiting one create."""
+    p = b.profile
+    n = p.w3_tasks
+    spec = EmulatorSpec(op_delay_ms=50.0, delay_distribution="exponential", workers_per_tenant=1000)
+    with b.emulator(spec) as emu:
+        peers = b.peers(("P0", "P1", "P2"))
+
+        def job(_label: str) -> Job:
+            return Job("singles", emu.url, emu.api_key, n)
+
+        runs = b.interleave(emu, "W3", "exp50ms", peers, job)
+        bare = bare_task_bytes(n)
+        memory: dict[str, float] = {}
+        for peer in peers:
+            probe = MemoryProbe(emu)
+            mjob = job(peer)
+            mjob.on_all_submitted = probe.on_all_submitted
+            emu.reset()
+            emu.pause()
+            run = run_peer(
+                emu, "W3", "memory-probe", peer, 0, mjob, wrap=lambda _p, pr=probe: pr.wrap
+            )
+            b.runs.append(run)
+            if probe.pending_bytes is not None:
+                memory[peer] = probe.pending_bytes / n
+                run.metrics["bytes_per_pending_op"] = memory[peer]
+            status = "ok" if run.accounting_ok else run.problems
+            per_op = memory.get(peer, math.nan)
+            b.log(
+                f"  W3 memory-probe {peer:<11}: {per_op:.0f} B per pending op "
+                f"(bare task {bare:.0f} B)  {status}"
+            )
+    for peer in runs:
+        b.add(
+            Figure(
+                "W3", f"client CPU per await, {peer}", median(cpu_us_per_record(runs[peer])), "us"
+            ),
+            Figure("W3", f"polls per op, {peer}", median(polls_per_op(runs[peer]))),
+            Figure(
+                "W3",
+                f"completion latency p50, {peer}",
+                median([percentile(r.latencies, 50) * 1e3 for r in runs[peer]]),
+                "ms",
+            ),
+        )
+    for peer, per_op in memory.items():
+        net = per_op - bare
+        b.add(
+            Figure(
+                "W3",
+                f"memory per pending op, {peer}",
+                net,
+                "B",
+                "<= 2048" if peer == "P1" else "",
+                verdict(net <= 2048) if peer == "P1" else "INFO",
+                f"traced bytes while all {n} ops pend, minus a bare awaiting task "
+                f"({bare:.0f} B); total {per_op:.0f} B",
+            )
+        )
+
+
+# -- W4 --------------------------------------------------------------------------------
+
+
+def w4(b: Bench) -> None:
+    """Polling efficiency: 1k operations, 50 ms, 1 s and lognormal (median 300 ms)."""
+    p = b.profile
+    for label, delay_ms, dist in p.w4_delays:
+        spec = EmulatorSpec(op_delay_ms=delay_ms, delay_distribution=dist, workers_per_tenant=1000)
+        with b.emulator(spec) as emu:
+            peers = b.peers(("P0", "P0-oracle", "P1", "P2"))
+            runs = b.interleave(
+                emu,
+                "W4",
+                label,
+                peers,
+                lambda _l: Job("singles", emu.url, emu.api_key, p.w4_ops),
+            )
+        w4_figures(b, label, delay_ms, runs)
+
+
+def w4_figures(b: Bench, label: str, delay_ms: float, runs: dict[str, list[RunRecord]]) -> None:
+    def p50(peer: str) -> list[float]:
+        return [percentile(r.latencies, 50) for r in runs.get(peer, [])]
+
+    def p99(peer: str) -> list[float]:
+        return [percentile(r.latencies, 99) for r in runs.get(peer, [])]
+
+    oracle = median(polls_per_op(runs.get("P0-oracle", [])))
+    for peer, peer_runs in runs.items():
+        ppo = median(polls_per_op(peer_runs))
+        lat50, lat99 = median(p50(peer)) * 1e3, median(p99(peer)) * 1e3
+        if peer == "P1":
+            limit = min(oracle * 1.5 + 1, 3.0) if not math.isnan(oracle) else 3.0
+            b.add(
+                Figure(
+                    "W4",
+                    f"polls per op, P1, {label}",
+                    ppo,
+                    "",
+                    f"<= min(oracle x1.5+1, 3) = {limit:.2f}",
+                    verdict(ppo <= limit),
+                    f"P0-oracle {oracle:.2f}",
+                )
+            )
+            allowed = max(50.0, 0.25 * delay_ms)
+            b.add(
+                Figure(
+                    "W4",
+                    f"completion latency overhead p50, P1, {label}",
+                    lat50,
+                    "ms",
+                    f"<= {allowed:.0f}",
+                    verdict(lat50 <= allowed),
+                    f"p99 {lat99:.1f} ms",
+                )
+            )
+        else:
+            b.add(
+                Figure(
+                    "W4",
+                    f"polls per op, {peer}, {label}",
+                    ppo,
+                    "",
+                    "",
+                    "INFO",
+                    f"latency overhead p50 {lat50:.1f} ms, p99 {lat99:.1f} ms",
+                )
+            )
+    if "P1" in runs and "P2" in runs:
+        fewer = median(pair_ratios(polls_per_op(runs["P2"]), polls_per_op(runs["P1"])))
+        better = median(pair_diffs(p50("P1"), p50("P2"))) <= 0
+        b.add(
+            Figure(
+                "W4",
+                f"vs P2: polls per op P2/P1, {label}",
+                fewer,
+                "x",
+                ">= 2 at equal or better latency",
+                verdict(fewer >= 2 and better),
+                "P1 latency p50 " + ("<=" if better else ">") + " P2's",
+            )
+        )
+
+
+# -- W5 --------------------------------------------------------------------------------
+
+
+def w5(b: Bench) -> None:
+    """Streaming memory: peak RSS growth of 1M records vs 100k, each in a fresh process."""
+    p = b.profile
+    small, large = p.w5_sizes
+    peers = b.peers(("P0", "P1", "P2"), bulk=True)
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    with b.emulator(NO_DELAY) as emu:
+        for rep in range(p.w5_reps):
+            for size in (small, large):
+                for peer in peers:
+                    emu.reset()
+                    out = _w5_child(emu, peer, size)
+                    stats = emu.stats()
+                    run = RunRecord("W5", f"n={size}", peer, rep, size)
+                    run.wall, run.cpu, run.emulator = (
+                        out.get("wall", math.nan),
+                        out.get("cpu", math.nan),
+                        stats,
+                    )
+                    run.result.records_good = out.get("good", 0)
+                    run.result.records_sent = size
+                    run.result.error = out.get("error")
+                    run.metrics = {
+                        k: float(out[k]) for k in ("rss_baseline", "rss_peak") if k in out
+                    }
+                    from benchmarks.runner import check
+
+                    check(run)
+                    b.runs.append(run)
+                    results.setdefault((peer, size), []).append(out)
+                    growth = out.get("rss_growth", 0) / 2**20
+                    peak = out.get("rss_peak", 0) / 2**20
+                    status = "ok" if run.accounting_ok else run.problems
+                    b.log(
+                        f"  W5 n={size:<9} {peer:<11} rep {rep}: peak RSS growth "
+                        f"{growth:7.1f} MiB, peak {peak:7.1f} MiB wall {run.wall:6.2f}s  {status}"
+                    )
+    for peer in peers:
+        peak_s = median([o.get("rss_peak", math.nan) for o in results.get((peer, small), [])])
+        peak_l = median([o.get("rss_peak", math.nan) for o in results.get((peer, large), [])])
+        grow_s = median([o.get("rss_growth", math.nan) for o in results.get((peer, small), [])])
+        grow_l = median([o.get("rss_growth", math.nan) for o in results.get((peer, large), [])])
+        change = peak_l / peak_s - 1 if peak_s else math.nan
+        note = (
+            f"peak RSS {peak_s / 2**20:.0f} -> {peak_l / 2**20:.0f} MiB; growth over the "
+            f"process baseline {grow_s / 2**20:.1f} -> {grow_l / 2**20:.1f} MiB"
+        )
+        if peer == "P1":
+            b.add(
+                Figure(
+                    "W5",
+                    f"peak RSS {large} vs {small}, P1",
+                    change * 100,
+                    "%",
+                    "<= +10%",
+                    verdict(change <= 0.10),
+                    note,
+                )
+            )
+        else:
+            b.add(
+                Figure(
+                    "W5",
+                    f"peak RSS {large} vs {small}, {peer}",
+                    change * 100,
+                    "%",
+                    "",
+                    "INFO",
+                    note,
+                )
+            )
+
+
+def _w5_child(emu: Emulator, peer: str, n: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.memchild", peer, str(n), emu.url, emu.api_key]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=900, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+# -- W6 --------------------------------------------------------------------------------
+
+#: BENCH.md W6: 5% 503, 1% 429 Retry-After 0.1, 1% connection reset after the body,
+#: 0.5% malformed poll bodies.
+W6_SPEC = (
+    "POST /imgs 503 p=0.05; GET /ops/{op_id} 503 p=0.05; "
+    "POST /imgs 429(0.1) p=0.01; GET /ops/{op_id} 429(0.1) p=0.01; "
+    "POST /imgs reset_after p=0.01; "
+    "GET /ops/{op_id} malformed_json p=0.005"
+)
+
+
+def w6(b: Bench) -> None:
+    """Throughput under faults: W1 (batch 1000, 16 in flight) with W6_SPEC."""
+    p = b.profile
+    n = p.w6_records
+    labels = [*b.peers(("P1",), bulk=True), "P1+faults", "P0+faults"]
+    labels = [
+        label
+        for label in labels
+        if label.split("+")[0] in b.peers((label.split("+")[0],), bulk=True)
+    ]
+
+    def faults(label: str, rep: int) -> dict[str, Any] | None:
+        return {"spec": W6_SPEC, "seed": 1000 + rep} if label.endswith("+faults") else None
+
+    with b.emulator(NO_DELAY) as emu:
+        runs = b.interleave(
+            emu, "W6", "b1000/k16", labels, lambda _l: bulk_job(emu, n, 1000, 16), faults=faults
+        )
+    if "P1" in runs and "P1+faults" in runs:
+        injected = median([r.emulator.get("faults_injected", 0) for r in runs["P1+faults"]])
+        share = median(
+            pair_ratios([1 / r.wall for r in runs["P1+faults"]], [1 / r.wall for r in runs["P1"]])
+        )
+        b.add(
+            Figure(
+                "W6",
+                "throughput under faults vs clean, P1",
+                share,
+                "x",
+                ">= 0.80",
+                verdict(share >= 0.8),
+                f"faults injected per run: {injected:.0f}",
+            )
+        )
+    for label in ("P1+faults", "P0+faults"):
+        if label not in runs:
+            continue
+        peer = label.split("+")[0]
+        lost = max((r.result.lost for r in runs[label]), default=0)
+        stored_short = max(
+            (r.n_records - (r.emulator.get("images_stored") or 0) for r in runs[label]), default=0
+        )
+        dups = max((r.emulator.get("duplicate_applies", 0) for r in runs[label]), default=0)
+        unknown = max((r.result.records_unknown for r in runs[label]), default=0)
+        is_p1 = peer == "P1"
+        b.add(
+            Figure(
+                "W6",
+                f"lost records (worst run), {peer}",
+                float(lost + stored_short),
+                "",
+                "0" if is_p1 else "",
+                verdict(lost + stored_short == 0) if is_p1 else "INFO",
+                f"lost {lost}, not stored {stored_short}, reported unknown {unknown}",
+            ),
+            Figure(
+                "W6",
+                f"duplicate applies (worst run), {peer}",
+                float(dups),
+                "",
+                "0" if is_p1 else "",
+                verdict(dups == 0) if is_p1 else "INFO",
+                "resends after 'connection reset after body' re-apply the batch" if dups else "",
+            ),
+        )
+
+
+# -- W7 --------------------------------------------------------------------------------
+
+
+def w7(b: Bench) -> None:
+    """Web-app co-tenancy: a 1 ms ticker in the same loop while W1 runs."""
+    p = b.profile
+    n = p.w7_records
+    tickers: dict[int, Ticker] = {}
+
+    with b.emulator(NO_DELAY) as emu:
+        peers = b.peers(("P0", "P1"), bulk=True)
+
+        def job(label: str) -> Job:
+            ticker = Ticker()
+            j = bulk_job(emu, n, 1000, 16)
+            j.companion = ticker.run
+            tickers[id(j)] = ticker
+            jobs.append((j, ticker))
+            return j
+
+        jobs: list[tuple[Job, Ticker]] = []
+
+        def after(run: RunRecord) -> None:
+            _job, ticker = jobs[-1]
+            run.metrics["lag_p99_ms"] = percentile(ticker.lags, 99) * 1e3
+            run.metrics["lag_max_ms"] = max(ticker.lags, default=math.nan) * 1e3
+            run.metrics["ticks"] = float(len(ticker.lags))
+
+        runs = b.interleave(emu, "W7", "b1000/k16", peers, job, after=after)
+    for peer in runs:
+        p99 = median([r.metrics["lag_p99_ms"] for r in runs[peer]])
+        worst = max((r.metrics["lag_max_ms"] for r in runs[peer]), default=math.nan)
+        typical_max = median([r.metrics["lag_max_ms"] for r in runs[peer]])
+        if peer == "P1":
+            b.add(
+                Figure("W7", "loop lag p99, P1", p99, "ms", "<= 5", verdict(p99 <= 5)),
+                Figure(
+                    "W7",
+                    "loop lag max, P1",
+                    typical_max,
+                    "ms",
+                    "<= 20",
+                    verdict(typical_max <= 20),
+                    f"median of per-run maxima; worst run {worst:.1f} ms",
+                ),
+            )
+        else:
+            b.add(
+                Figure(
+                    "W7",
+                    f"loop lag p99 / max, {peer}",
+                    p99,
+                    "ms",
+                    "",
+                    "INFO",
+                    f"max {typical_max:.1f} ms (worst {worst:.1f} ms)",
+                )
+            )
+
+
+WORKLOADS: dict[str, Callable[[Bench], None]] = {
+    "W1": w1,
+    "W2": w2,
+    "W3": w3,
+    "W4": w4,
+    "W5": w5,
+    "W6": w6,
+    "W7": w7,
+}
