@@ -5,7 +5,21 @@ Faults are picked per request from the *route key* (``"POST /imgs"``,
 *script* for a route is consumed first, one action per call (``None``/``pass``
 lets that call through); then the *rules* are tried in order, each firing
 with its ``probability`` (seeded RNG) until its ``times`` budget is spent.
-Injected faults are counted in ``counters.faults`` under their label.
+Injected faults are counted in ``counters.faults`` under their label (the
+status code, e.g. ``"503"``, or the kind). Rule routes are patterns (``*`` is a
+wildcard; a bare path means any method); script routes are looked up as the
+exact route key, then ``"METHOD *"``, the bare path, and ``"*"``.
+
+From Python::
+
+    state.faults.add(FaultRule(kind="status", status=429, retry_after="0.5", probability=0.1))
+    state.faults.script("POST /imgs", ["503", "reset_after", None, FaultRule(kind="hang")])
+    state.faults.clear()
+
+Over HTTP (no API key): ``POST /_emulator/faults`` with
+``{"spec": SPEC, "rules": [FaultRule fields...], "scripts": {route: [ACTION or
+FaultRule fields or null]}, "replace": bool, "seed": int}`` (all optional; a
+bad spec is a 422), ``GET`` lists what is armed, ``DELETE`` clears.
 
 Kinds (``FaultRule.kind``)::
 
