@@ -19,6 +19,8 @@ from wesog_async import (
     OperationNotFoundError,
     OperationTimeoutError,
     PollPolicy,
+    ResponseValidationError,
+    ServerError,
     as_completed,
     gather_operations,
 )
@@ -222,10 +224,24 @@ async def test_malformed_poll_bodies_are_retried_then_fail_naming_the_op(
     server = await scripted(aiohttp_server, accepted, garbage)
     async with make_client(str(server.make_url(""))) as client:
         fut = await client.images.create({"id": "a", "src": SRC})
+        with pytest.raises(ResponseValidationError) as info:
+            await fut
+    assert info.value.op_id == 41 and "operation 41" in str(info.value)
+    assert len(server.seen) == 1 + client.retry_policy.attempts
+
+
+async def test_poll_transport_failures_after_the_budget_fail_naming_the_op(
+    aiohttp_server: ServerFactory,
+) -> None:
+    server = await scripted(
+        aiohttp_server, json_response(202, '{"op_id": 42}'), json_response(502, "{}")
+    )
+    async with make_client(str(server.make_url(""))) as client:
+        fut = await client.images.create({"id": "a", "src": SRC})
         with pytest.raises(OperationError) as info:
             await fut
-    assert info.value.op_id == 41 and "41" in str(info.value)
-    assert len(server.seen) == 1 + client.retry_policy.attempts
+    assert info.value.op_id == 42 and "operation 42" in str(info.value)
+    assert isinstance(info.value.__cause__, ServerError)
 
 
 async def test_malformed_poll_body_then_good_one_resolves(aiohttp_server: ServerFactory) -> None:

@@ -49,6 +49,7 @@ class ClientStats:
     items_bad: int = 0
     polls: int = 0
     poll_retries: int = 0
+    ambiguous_resends: int = 0
 
 
 @attrs.frozen
@@ -57,6 +58,9 @@ class Response:
 
     status: int
     body: bytes
+    #: The request was sent again after a failure that may have left an earlier
+    #: attempt applied (reset after sending, timeout, 502/504).
+    resent: bool = False
 
     def json(self) -> Any:
         """The body parsed as JSON, or :class:`ResponseValidationError`."""
@@ -256,7 +260,8 @@ class WesogClient:
     def stats(self) -> dict[str, int]:
         """A snapshot of the client's counters: requests, retries, throttles,
         submitted / pending / finished operations, good and bad item totals,
-        polls sent and poll retries."""
+        polls sent, poll retries, and ambiguous resends (writes sent again after
+        a failure that may have left them applied)."""
         data = attrs.asdict(self.stats_counters)
         data["pending"] = self._poller.pending_count if self._poller is not None else 0
         return data
@@ -289,10 +294,16 @@ class WesogClient:
                 session, method, path, params=params, body=body, form=form, long_wait=long_wait
             )
 
-        def on_retry(exc: BaseException, _delay: float) -> None:
-            self.stats_counters.retries += 1
+        resent = False
 
-        return await call_with_retries(
+        def on_retry(exc: BaseException, _delay: float) -> None:
+            nonlocal resent
+            self.stats_counters.retries += 1
+            if is_ambiguous(exc):
+                resent = True
+                self.stats_counters.ambiguous_resends += 1
+
+        resp = await call_with_retries(
             attempt,
             policy=policy,
             resend_safe=resend_safe,
@@ -300,6 +311,7 @@ class WesogClient:
             name=f"{method} {path}",
             on_retry=on_retry,
         )
+        return attrs.evolve(resp, resent=True) if resent else resp
 
     async def _wait_cooldown(self) -> None:
         loop = self._loop
@@ -375,6 +387,13 @@ class WesogClient:
             if retry_after is not None and retry_after <= self.retry_policy.retry_after_cap:
                 self.cool_down(retry_after)
         raise error
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """Whether a failed attempt may still have been applied by the server."""
+    if isinstance(exc, APIStatusError):
+        return exc.status in (502, 504)
+    return isinstance(exc, TransportError) and not isinstance(exc, ConnectError)
 
 
 def json_body(obj: Any) -> bytes:

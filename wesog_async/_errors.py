@@ -179,14 +179,23 @@ class ResponseValidationError(WesogError):
     """
 
     def __init__(
-        self, message: str, *, errors: Sequence[str] = (), body: bytes | None = None
+        self,
+        message: str,
+        *,
+        errors: Sequence[str] = (),
+        body: bytes | None = None,
+        op_id: int | None = None,
     ) -> None:
         detail = f"{message}: {'; '.join(errors)}" if errors else message
         if body is not None and not errors:
             detail += f" (body: {_preview(body)!r})"
+        if op_id is not None:
+            detail = f"operation {op_id}: {detail}"
         super().__init__(detail)
         self.errors = tuple(errors)
         self.body = body
+        #: The operation whose status body was invalid, when polling.
+        self.op_id = op_id
 
 
 class OperationError(WesogError):

@@ -282,7 +282,9 @@ class ImagesAPI:
                 tuple(image_ids),
                 poll or client.poll_policy,
             )
-            return OperationFuture(tracked, image_ids, raise_on_failure=raise_on_failure)
+            return OperationFuture(
+                tracked, image_ids, raise_on_failure=raise_on_failure, resent=resp.resent
+            )
         if op_id is None:
             raise OutcomeUnknownError(
                 f"the server accepted the write (HTTP {resp.status}) but named no operation id",
@@ -299,7 +301,9 @@ class ImagesAPI:
             policy=poll,
             retry=retry,
         )
-        return OperationFuture(tracked, image_ids, raise_on_failure=raise_on_failure)
+        return OperationFuture(
+            tracked, image_ids, raise_on_failure=raise_on_failure, resent=resp.resent
+        )
 
     # -- reads -----------------------------------------------------------------
 

@@ -51,14 +51,23 @@ class OperationFuture:
     that awaiter. Several futures on one op share one poll stream.
     """
 
-    __slots__ = ("_raise_on_failure", "_tracked", "image_ids")
+    __slots__ = ("_raise_on_failure", "_tracked", "image_ids", "resent")
 
     def __init__(
-        self, tracked: Tracked, image_ids: Sequence[str] = (), *, raise_on_failure: bool = False
+        self,
+        tracked: Tracked,
+        image_ids: Sequence[str] = (),
+        *,
+        raise_on_failure: bool = False,
+        resent: bool = False,
     ) -> None:
         self._tracked = tracked
         self.image_ids: tuple[str, ...] = tuple(image_ids)
         self._raise_on_failure = raise_on_failure
+        #: The write was sent again after a failure that may have left the first
+        #: attempt applied: the server may have run it twice (harmless for
+        #: ``strict=False`` writes, which are upserts; strict ones are never resent).
+        self.resent = resent
 
     def __repr__(self) -> str:
         latest = self._tracked.latest

@@ -243,8 +243,23 @@ class Poller:
                 cause=exc,
             )
             return
+        except ResponseValidationError as exc:
+            # F12: the body stays a validation error, now naming the operation.
+            self._fail(
+                tracked,
+                ResponseValidationError(
+                    "status body does not fit the model after the retry budget"
+                    if exc.errors
+                    else str(exc),
+                    errors=exc.errors,
+                    body=exc.body,
+                    op_id=op_id,
+                ),
+                cause=exc,
+            )
+            return
         except WesogError as exc:
-            # Name the operation: the bare cause (a bad body, a reset) does not.
+            # Name the operation: the bare cause (a reset, a 5xx) does not.
             self._fail(
                 tracked,
                 OperationError(
@@ -339,4 +354,4 @@ class Poller:
 
 _ONE_ATTEMPT = RetryPolicy(attempts=1)
 
-__all__ = ["Poller", "ResponseValidationError", "Tracked"]
+__all__ = ["Poller", "Tracked"]
