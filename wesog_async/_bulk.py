@@ -990,24 +990,30 @@ class _Pipeline:
             raise
         finally:
             self.in_flight.release()
-        accepted = sum(1 for _, r in results if not isinstance(r, BaseException))
-        if accepted == 0:
-            self.pending.release()
-        elif accepted > 1:
-            self.pending.force(accepted - 1)
+        errors: list[tuple[_Batch, BaseException]] = []
+        reserved = True  # the pending-op slot the driver took for this batch
         for sub, result in results:
             if isinstance(result, BaseException):
-                await self._emit(self._error_outcome(sub, result))
+                errors.append((sub, result))
                 continue
+            # Journal the op id first: this is what a resume relies on.
             sub.op_id = result.op_id
             self.tally.sent += len(sub.ids)
             if self.journal is not None and sub.row_id is not None:
                 self.journal.record_accepted(sub.row_id, sub.op_id)
             if self.stopping:
-                self.pending.release()
                 self.tally.add(self._unknown_outcome(sub, "ingestion stopped", op_id=sub.op_id))
                 continue
+            if not reserved:
+                self.pending.force(1)  # a split batch: one more operation
+            reserved = False
             self._spawn_wait(sub, result)
+        try:
+            for sub, error in errors:
+                await self._emit(self._error_outcome(sub, error))
+        finally:
+            if reserved:
+                self.pending.release()
 
     async def _submit_split(
         self, batch: _Batch, out: list[tuple[_Batch, OperationFuture | BaseException]]
@@ -1114,7 +1120,6 @@ class _Pipeline:
             raise
         except WesogError as exc:
             outcome = self._unknown_outcome(batch, _describe(exc), op_id=batch.op_id, error=exc)
-        self.pending.release()
         journal = self.journal
         if journal is not None and batch.row_id is not None:
             if isinstance(outcome.error, OperationNotFoundError):
@@ -1128,7 +1133,12 @@ class _Pipeline:
                 )
             # else: still pending server-side (client closed, polls failing):
             # the row stays accepted and the next run follows it again.
-        await self._emit(outcome)
+        try:
+            await self._emit(outcome)
+        finally:
+            # Released only once the outcome is queued: a slow consumer holds
+            # back new operations.
+            self.pending.release()
 
     # -- outcomes -------------------------------------------------------------------
 
