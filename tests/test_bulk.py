@@ -47,6 +47,11 @@ def images(n: int, *, start: int = 0, bad_every: int = 0) -> Iterator[dict[str, 
         yield {"id": f"img-{i:06d}", "src": (BAD_SRC if bad else SRC).format(i), "title": f"#{i}"}
 
 
+async def drain(stream: AsyncIterator[Outcome]) -> None:
+    async for _ in stream:
+        pass
+
+
 def check_invariant(report: IngestReport) -> None:
     assert (
         report.applied + report.failed + report.invalid + report.unknown + report.not_sent
@@ -267,8 +272,7 @@ async def test_gate_waiters_and_cancellation() -> None:
 async def test_bad_api_key_is_fatal_and_reports_not_sent(wesog_emulator: EmulatorServer) -> None:
     async with make_client(wesog_emulator, key="wrong-key") as client:
         with pytest.raises(AuthenticationError):
-            async for _ in ingest(client, images(1000), batch_size=50):
-                pass
+            await drain(ingest(client, images(1000), batch_size=50))
         report = await ingest_all(client, images(1000), batch_size=50, max_in_flight=2)
     check_invariant(report)
     assert report.aborted and isinstance(report.error, AuthenticationError)
@@ -329,9 +333,7 @@ async def test_cancelling_the_consumer_reports_pending_ops_as_unknown(
     wesog_emulator.state.pause_processing()
     stream = ingest(client, images(1000), batch_size=50, max_pending_ops=4)
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.3):
-            async for _ in stream:
-                pass
+        await asyncio.wait_for(drain(stream), 0.3)
     report = stream.report
     check_invariant(report)
     counters = wesog_emulator.state.counters
@@ -425,8 +427,7 @@ async def test_input_errors_stop_the_run_and_raise(client: WesogClient) -> None:
 
     stream = ingest(client, broken(), batch_size=20)
     with pytest.raises(OSError, match="disk gone"):
-        async for _ in stream:
-            pass
+        await drain(stream)
     report = stream.report
     check_invariant(report)
     assert report.applied == 20 and report.not_sent == 10 and report.aborted
