@@ -1,0 +1,228 @@
+"""The SQLite journal: resume after a break or a cancel, retry_failed, mismatches."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import API_KEY, make_client
+from wesog_async import WesogClient
+from wesog_async._bulk import IngestReport, ingest, ingest_all
+from wesog_async._journal import Journal, JournalRow
+from wesog_async.emulator import EmulatorConfig, EmulatorServer
+
+SRC = "https://img.example.com/{}.jpg"
+BAD_SRC = "https://cdn.unreachable.invalid/{}.jpg"
+
+
+@pytest.fixture
+def wesog_emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(api_keys=(API_KEY,), item_delay_ms=0)
+
+
+def images(n: int, *, bad_every: int = 0, fixed: bool = False) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        bad = bad_every and i % bad_every == bad_every - 1 and not fixed
+        yield {"id": f"img-{i:06d}", "src": (BAD_SRC if bad else SRC).format(i)}
+
+
+def check_invariant(report: IngestReport) -> None:
+    assert (
+        report.applied + report.failed + report.invalid + report.unknown + report.not_sent
+        == report.total
+    ), report.summary()
+
+
+def applied_once(server: EmulatorServer, n: int) -> None:
+    counters = server.state.counters
+    assert len(counters.applies_by_image) == n
+    assert set(counters.applies_by_image.values()) == {1}
+    assert counters.duplicate_applies == 0
+
+
+def rows(path: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT state, COUNT(*) FROM batches GROUP BY state").fetchall()
+
+
+async def test_break_midway_then_resume_applies_every_record_once(
+    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    stream = ingest(client, images(3000), batch_size=100, max_pending_ops=4, journal=journal)
+    async with stream:
+        n = 0
+        async for _ in stream:
+            n += 1
+            if n == 5:
+                break
+    first = stream.report
+    check_invariant(first)
+    assert first.applied >= 500 and first.applied + first.unknown + first.not_sent == first.total
+
+    second = await ingest_all(client, images(3000), batch_size=100, journal=journal)
+    check_invariant(second)
+    assert second.total == 3000 and second.applied == 3000 and second.ok
+    assert second.resumed >= 500
+    applied_once(wesog_emulator, 3000)
+    counters = wesog_emulator.state.counters
+    assert counters.items_applied == 3000
+    # Nothing was posted twice: every op covers distinct records.
+    assert counters.requests["POST /imgs"] == counters.ops_created
+
+    third = await ingest_all(client, images(3000), journal=journal)
+    assert third.applied == 3000 and third.resumed == 3000 and third.ops == 0
+    assert counters.requests["POST /imgs"] == counters.ops_created  # nothing new
+
+
+async def test_cancelled_upload_keeps_op_ids_and_resume_follows_them(
+    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    state = wesog_emulator.state
+    state.pause_processing()
+    task = asyncio.create_task(
+        ingest_all(client, images(2000), batch_size=100, max_pending_ops=5, journal=path)
+    )
+    while state.counters.ops_created < 5:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with Journal(path) as journal:
+        summary = await journal.summary()
+    assert summary["mode"] == "create"
+    assert summary["batches"] == {"accepted": 5}
+    assert summary["pending_op_ids"] == [1, 2, 3, 4, 5]
+
+    state.resume_processing()
+    report = await ingest_all(client, images(2000), batch_size=100, journal=path)
+    check_invariant(report)
+    assert report.applied == 2000 and report.ok
+    applied_once(wesog_emulator, 2000)
+    assert state.counters.requests["POST /imgs"] == state.counters.ops_created == 20
+    assert rows(path) == [("done", 20)]
+
+
+async def test_retry_failed_resends_only_the_failed_records(
+    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    counters = wesog_emulator.state.counters
+    first = await ingest_all(client, images(500, bad_every=100), batch_size=50, journal=path)
+    assert first.failed == 5 and first.applied == 495
+    posts = counters.requests["POST /imgs"]
+
+    again = await ingest_all(client, images(500, bad_every=100), journal=path)
+    assert again.failed == 5 and again.resumed == 500 and again.ops == 0
+    assert {e.image_id for e in again.failed_items} == {e.image_id for e in first.failed_items}
+    assert again.failed_items[0].message == "src unreachable"
+    assert counters.requests["POST /imgs"] == posts
+
+    retried = await ingest_all(client, images(500, bad_every=100), journal=path, retry_failed=True)
+    assert retried.failed == 5 and retried.ops == 1  # one batch of the 5 failed records
+    assert counters.requests["POST /imgs"] == posts + 1
+    assert counters.items_failed == 10 and counters.items_applied == 495
+
+    fixed = await ingest_all(client, images(500, fixed=True), journal=path, retry_failed=True)
+    check_invariant(fixed)
+    assert fixed.applied == 500 and fixed.ok and fixed.resumed == 495
+    applied_once(wesog_emulator, 500)
+    final = await ingest_all(client, images(500, fixed=True), journal=path)
+    assert final.applied == 500 and final.ops == 0
+
+
+async def test_invalid_records_are_journaled_and_revalidated_on_retry(
+    client: WesogClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    records: list[Any] = list(images(20))
+    records[3] = {"id": "img-000003"}  # no src
+    first = await ingest_all(client, records, journal=path)
+    assert first.invalid == 1 and first.invalid_items[0].field == "src"
+    again = await ingest_all(client, records, journal=path)
+    assert again.invalid == 1 and again.invalid_items[0].position == 3
+    assert again.invalid_items[0].field == "src"
+    fixed = await ingest_all(client, images(20), journal=path, retry_failed=True)
+    assert fixed.applied == 20 and fixed.ok
+
+
+async def test_a_journal_refuses_another_mode_or_another_input(
+    client: WesogClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    await ingest_all(client, images(30), batch_size=10, journal=path)
+    with pytest.raises(ValueError, match="'create' ingestion"):
+        await ingest_all(client, ["img-000001"], mode="delete", journal=path)
+    other = ({"id": f"other-{i}", "src": SRC.format(i)} for i in range(30))
+    with pytest.raises(ValueError, match="does not match the journal"):
+        await ingest_all(client, other, journal=path)
+
+
+async def test_rows_are_per_batch_not_per_record(client: WesogClient, tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    report = await ingest_all(client, images(5000, bad_every=1000), batch_size=250, journal=path)
+    assert report.ops == 20
+    assert rows(path) == [("done", 20)]
+    async with Journal(path) as journal:
+        summary = await journal.summary()
+    assert summary["applied"] == 4995 and summary["failed"] == 5
+    assert summary["pending_op_ids"] == []
+    with sqlite3.connect(path) as db:
+        (ids,) = db.execute("SELECT COUNT(image_ids) FROM batches").fetchone()
+    assert ids == 0  # done rows drop their id lists
+
+
+async def test_unsent_rows_from_a_crash_are_sent_again(
+    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    async with Journal(path) as journal:
+        await journal.prepare("create")
+        # A crash between "submitting" and the server's answer.
+        journal.record_submitting(
+            JournalRow(row_id=journal.next_row_id(), start=0, stop=10, state="submitting",
+                       first_id="img-000000", image_ids=[f"img-{i:06d}" for i in range(10)])
+        )  # fmt: skip
+        await journal.flush()
+        report = await ingest_all(client, images(25), batch_size=10, journal=journal)
+        assert journal.is_open  # a journal passed in is left open
+    assert report.applied == 25 and report.resumed == 0
+    applied_once(wesog_emulator, 25)
+
+
+async def test_a_split_batch_is_journaled_as_its_halves(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    config = EmulatorConfig(api_keys=(API_KEY,), max_body_bytes=1200)
+    async with EmulatorServer(config) as server, make_client(server) as client:
+        report = await ingest_all(client, images(40), batch_size=40, journal=path)
+        assert report.applied == 40 and report.ops > 1
+        again = await ingest_all(client, images(40), batch_size=40, journal=path)
+        assert again.resumed == 40 and again.ops == 0
+    assert rows(path) == [("done", report.ops)]
+    with sqlite3.connect(path) as db:
+        spans = db.execute("SELECT start, stop FROM batches ORDER BY start").fetchall()
+    assert spans[0][0] == 0 and spans[-1][1] == 40
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+
+
+async def test_journal_errors(client: WesogClient, tmp_path: Path) -> None:
+    with pytest.raises(sqlite3.OperationalError):
+        await ingest_all(client, images(5), journal=tmp_path / "missing-dir" / "j.sqlite")
+    journal = Journal(tmp_path / "j.sqlite")
+    with pytest.raises(RuntimeError, match="not open"):
+        journal.record_accepted(1, 1)
+    async with journal:
+        with pytest.raises(RuntimeError, match="already open"):
+            await journal.open()
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'version'")
+    with pytest.raises(ValueError, match="format version 99"):
+        await Journal(tmp_path / "j.sqlite").open()
