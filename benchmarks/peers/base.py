@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Literal
@@ -33,6 +34,8 @@ class Job:
     in_flight: int = 16
     max_pending_ops: int = 64
     prefix: str = "img"
+    #: ``singles``: seconds between the starts of consecutive tasks (0: all at once).
+    stagger: float = 0.0
     #: Called (in the loop) once every record has been submitted and before any
     #: result is awaited further; the memory probe measures there.
     on_all_submitted: Callable[[], Awaitable[None]] | None = None
@@ -86,6 +89,12 @@ def chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str
             batch = []
     if batch:
         yield batch
+
+
+async def staggered_start(job: Job, i: int) -> None:
+    """Task ``i`` of a ``singles`` job starts ``i * job.stagger`` seconds in."""
+    if job.stagger > 0:
+        await asyncio.sleep(i * job.stagger)
 
 
 def now() -> float:

@@ -13,7 +13,16 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.peers.base import RUN_DEADLINE_S, Job, PeerResult, chunks, now, record, records
+from benchmarks.peers.base import (
+    RUN_DEADLINE_S,
+    Job,
+    PeerResult,
+    chunks,
+    now,
+    record,
+    records,
+    staggered_start,
+)
 
 _MAX_POLLS = 3600
 
@@ -25,8 +34,11 @@ async def p2(job: Job) -> PeerResult:
     companion = asyncio.create_task(job.companion()) if job.companion else None
     submitted = 0
 
-    async def write(session: aiohttp.ClientSession, path: str, body: Any, items: int) -> None:
+    async def write(
+        session: aiohttp.ClientSession, path: str, body: Any, items: int, i: int = 0
+    ) -> None:
         nonlocal submitted
+        await staggered_start(job, i)
         async with session.post(
             job.url + path, data=json.dumps(body), headers=headers, params=params
         ) as resp:
@@ -58,7 +70,7 @@ async def p2(job: Job) -> PeerResult:
                 bodies = [record(i, job.prefix) for i in range(job.n_records)]
                 expected = len(bodies)
                 await asyncio.gather(
-                    *(write(session, f"/imgs/{b.pop('id')}", b, 1) for b in bodies)
+                    *(write(session, f"/imgs/{b.pop('id')}", b, 1, i) for i, b in enumerate(bodies))
                 )
     finally:
         if companion is not None:

@@ -35,6 +35,7 @@ from benchmarks.peers.base import (
     now,
     record,
     records,
+    staggered_start,
 )
 
 WRITE_PARAMS = {"wait": "false", "strict": "false"}
@@ -237,6 +238,7 @@ class RawPeer:
         submitted = itertools.count(1)
 
         async def one(i: int) -> None:
+            await staggered_start(job, i)
             rec = record(i, job.prefix)
             image_id = rec.pop("id")
             await self.submit(f"/imgs/{image_id}", self.dumps(rec), 1)

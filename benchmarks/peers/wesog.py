@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from benchmarks.peers.base import RUN_DEADLINE_S, Job, PeerResult, now, record, records
+from benchmarks.peers.base import (
+    RUN_DEADLINE_S,
+    Job,
+    PeerResult,
+    now,
+    record,
+    records,
+    staggered_start,
+)
 from wesog_async import WesogClient
 
 
@@ -64,6 +72,7 @@ async def _singles(client: WesogClient, job: Job, result: PeerResult) -> None:
     submitted = itertools.count(1)
 
     async def one(i: int) -> None:
+        await staggered_start(job, i)
         fut = await client.images.create(record(i, job.prefix))
         if next(submitted) == job.n_records and job.on_all_submitted is not None:
             await job.on_all_submitted()
