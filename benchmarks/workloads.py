@@ -607,12 +607,8 @@ def w6(b: Bench) -> None:
     """Throughput under faults: W1 (batch 1000, 16 in flight) with W6_SPEC."""
     p = b.profile
     n = p.w6_records
-    labels = [*b.peers(("P1",), bulk=True), "P1+faults", "P0+faults"]
-    labels = [
-        label
-        for label in labels
-        if label.split("+")[0] in b.peers((label.split("+")[0],), bulk=True)
-    ]
+    has_p1 = bool(b.peers(("P1",), bulk=True))
+    labels = ["P1", "P1+faults", "P0+faults"] if has_p1 else ["P0+faults"]
 
     def faults(label: str, rep: int) -> dict[str, Any] | None:
         return {"spec": W6_SPEC, "seed": 1000 + rep} if label.endswith("+faults") else None
