@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 
 from wesog_async import PollPolicy, RetryPolicy, WesogClient
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
@@ -13,6 +10,8 @@ from wesog_async.emulator import EmulatorConfig, EmulatorServer
 # Millisecond-scale schedules so that polling and retry tests take milliseconds.
 FAST_POLL = PollPolicy(first_delay=0.002, per_item=0.0002, min_delay=0.001, max_delay=0.05)
 FAST_RETRY = RetryPolicy(attempts=4, budget=5.0, backoff_initial=0.001, backoff_max=0.01)
+
+pytest_plugins = ("pytester",)
 
 API_KEY = "test-key-0123456789"
 OTHER_KEY = "other-key-9876543210"
@@ -23,15 +22,10 @@ def wesog_emulator_config() -> EmulatorConfig:
     return EmulatorConfig(api_keys=(API_KEY, OTHER_KEY), item_delay_ms=0.2)
 
 
-@pytest_asyncio.fixture
-async def client(wesog_emulator: EmulatorServer) -> AsyncIterator[WesogClient]:
-    async with WesogClient(
-        api_key=wesog_emulator.api_key,
-        base_url=wesog_emulator.url,
-        poll=FAST_POLL,
-        retry=FAST_RETRY,
-    ) as c:
-        yield c
+@pytest.fixture
+def client(wesog_client: WesogClient) -> WesogClient:
+    """Our tests use the plugin's own client fixture (dogfooding it)."""
+    return wesog_client
 
 
 def make_client(server: EmulatorServer | str, key: str = API_KEY, **kwargs: object) -> WesogClient:

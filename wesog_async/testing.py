@@ -7,6 +7,13 @@ depends on ``wesog-async`` gets::
         # wesog_emulator.url, .api_key, .state (counters, images, faults)
         ...
 
+``wesog_client`` is a :class:`~wesog_async.WesogClient` already connected to
+that emulator, with a millisecond polling schedule so tests stay fast::
+
+    async def test_create(wesog_client):
+        op = await (await wesog_client.images.create({"id": "a", "src": "https://x/a.jpg"}))
+        assert op.num_good == 1
+
 Override ``wesog_emulator_config`` in a ``conftest.py`` to change the
 emulator's settings (keys, delays, faults)::
 
@@ -21,6 +28,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from wesog_async._client import WesogClient
+from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 try:
@@ -28,7 +37,18 @@ try:
 except ImportError:  # pragma: no cover - the plugin loads in any pytest run
     pytest_asyncio = None  # type: ignore[assignment]
 
-__all__ = ["wesog_emulator", "wesog_emulator_config"]
+__all__ = [
+    "TEST_POLL_POLICY",
+    "TEST_RETRY_POLICY",
+    "wesog_client",
+    "wesog_emulator",
+    "wesog_emulator_config",
+]
+
+#: Polling for tests: the emulator answers in milliseconds, so poll in milliseconds.
+TEST_POLL_POLICY = PollPolicy(first_delay=0.002, per_item=0.0002, min_delay=0.001, max_delay=0.05)
+#: Retries for tests: the same attempts as production, millisecond backoff.
+TEST_RETRY_POLICY = RetryPolicy(budget=5.0, backoff_initial=0.001, backoff_max=0.01)
 
 
 @pytest.fixture
@@ -47,9 +67,26 @@ if pytest_asyncio is not None:
         async with EmulatorServer(wesog_emulator_config, host="127.0.0.1", port=0) as server:
             yield server
 
+    @pytest_asyncio.fixture
+    async def wesog_client(wesog_emulator: EmulatorServer) -> AsyncIterator[WesogClient]:
+        """A client connected to ``wesog_emulator`` (its first API key), closed after
+        the test; polls and retries on a millisecond schedule."""
+        async with WesogClient(
+            api_key=wesog_emulator.api_key,
+            base_url=wesog_emulator.url,
+            poll=TEST_POLL_POLICY,
+            retry=TEST_RETRY_POLICY,
+        ) as client:
+            yield client
+
 else:  # pragma: no cover - without pytest-asyncio there is no loop to run it in
 
     @pytest.fixture
     def wesog_emulator() -> EmulatorServer:
         """Needs pytest-asyncio (``pip install pytest-asyncio``)."""
         pytest.skip("the wesog_emulator fixture needs pytest-asyncio")
+
+    @pytest.fixture
+    def wesog_client() -> WesogClient:
+        """Needs pytest-asyncio (``pip install pytest-asyncio``)."""
+        pytest.skip("the wesog_client fixture needs pytest-asyncio")
