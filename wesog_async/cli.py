@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from wesog_async._cli_commands import SUBCOMMANDS as _CLIENT_SUBCOMMANDS
 from wesog_async.emulator import EmulatorConfig, EmulatorServer, run_emulator
 from wesog_async.emulator.faults import SPEC_HELP
 
@@ -105,6 +106,8 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 # -- entry point ------------------------------------------------------------------------
 _SUBCOMMANDS: dict[str, tuple[Callable[[Any], None], Command]] = {
     "emulator": (_add_emulator, _cmd_emulator),
+    # upload, demo, delete, get, search, ops
+    **_CLIENT_SUBCOMMANDS,
 }
 
 
