@@ -189,12 +189,6 @@ def test_status_errors_carry_no_headers(status: int) -> None:
     assert "API-Key" not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: errors with keyword-only __init__ arguments do not survive pickle "
-    "(BaseException.__reduce__ replays only .args), so they break multiprocessing / "
-    "concurrent.futures process pools",
-)
 @pytest.mark.parametrize("status", [404, 429])
 def test_status_errors_pickle(status: int) -> None:
     err = error_for_status(status, b'{"detail": "x"}', method="GET", path="/ops/1", retry_after=2.0)

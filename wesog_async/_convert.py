@@ -10,11 +10,13 @@ into ``True`` and ``"5"`` into ``5``).
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from wesog_async._errors import ResponseValidationError
@@ -137,6 +139,7 @@ def _make_converter() -> cattrs.Converter:
             method=override(struct_hook=_enum_or_str(OperationMethod)),
             resource=override(struct_hook=_enum_or_str(OperationResource)),
             errors=override(struct_hook=_errors_hook(conv)),
+            op_id=override(struct_hook=_op_id),
             created_at=override(struct_hook=lambda v, _: parse_timestamp(v)),
             started_at=override(struct_hook=lambda v, _: parse_timestamp(v)),
             finished_at=override(struct_hook=lambda v, _: parse_timestamp(v)),
@@ -171,16 +174,44 @@ def _errors_hook(conv: cattrs.Converter) -> Any:
             return ()
         if not isinstance(value, list):
             raise TypeError(f"expected a JSON array, got {value!r}")
-        return tuple(conv.structure(item, OperationItemError) for item in value)
+        items, failures = [], []
+        for index, item in enumerate(value):
+            try:
+                items.append(conv.structure(item, OperationItemError))
+            except Exception as exc:
+                # The note gives transform_error the position: $.errors[1].id
+                exc.__notes__ = [
+                    *getattr(exc, "__notes__", []),
+                    IterableValidationNote(
+                        f"Structuring errors @ index {index}", index, OperationItemError
+                    ),
+                ]
+                failures.append(exc)
+        if failures:
+            raise IterableValidationError("invalid errors[] items", failures, list)
+        return tuple(items)
 
     return hook
+
+
+def _op_id(value: Any, _: type) -> int | None:
+    # Consistent with extract_op_id: a numeric string names the same operation.
+    if value is None or type(value) is int:
+        return value
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)
+    raise TypeError(f"expected an integer op_id, got {value!r}")
 
 
 converter = _make_converter()
 
 
 def _errors_of(exc: BaseException) -> list[str]:
-    return cattrs.transform_error(exc, path="$")
+    # Wire names in paths: OperationItemError.index is "id" on the wire.
+    return [_ITEM_INDEX.sub(r"\1.id", message) for message in cattrs.transform_error(exc, path="$")]
+
+
+_ITEM_INDEX = re.compile(r"(\$\.errors\[\d+\])\.index\b")
 
 
 def structure(data: Any, cls: type[T], *, body: bytes | None = None, what: str = "") -> T:
@@ -219,7 +250,9 @@ def structure_search_page(
         raw_results = []
     if not isinstance(raw_results, list):
         raise ResponseValidationError(
-            "search page does not fit the model", errors=["$.results: expected an array"]
+            "search page does not fit the model",
+            errors=["$.results: expected an array"],
+            body=body,
         )
     results = tuple(
         structure(item, Image, body=body, what=f"search result {i}")
@@ -228,7 +261,9 @@ def structure_search_page(
     count = data.get("count")
     if count is not None and type(count) is not int:
         raise ResponseValidationError(
-            "search page does not fit the model", errors=[f"$.count: expected int, got {count!r}"]
+            "search page does not fit the model",
+            errors=[f"$.count: expected int, got {count!r}"],
+            body=body,
         )
     facets: dict[str, dict[str, int]] = {}
     raw_facets = data.get("facets") or {}
@@ -262,7 +297,7 @@ def structure_tag_result(data: Any, *, body: bytes | None = None) -> TagResult:
         return None
 
     return TagResult(
-        keywords=strings("keywords") or strings("tags"),
+        keywords=keywords if (keywords := strings("keywords")) is not None else strings("tags"),
         caption=text("caption"),
         ocr=text("ocr", "text"),
         colors=strings("colors"),

@@ -45,8 +45,20 @@ def _preview(body: bytes | str | None) -> str:
     return text if len(text) <= _BODY_PREVIEW else text[:_BODY_PREVIEW] + "…"
 
 
+def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    obj = cls.__new__(cls)
+    BaseException.__init__(obj, *args)
+    obj.__dict__.update(state)
+    return obj
+
+
 class WesogError(Exception):
     """Base class of every error wesog_async raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors defeat Exception's default pickling, which
+        # process pools and some task queues rely on.
+        return (_restore, (type(self), self.args, self.__dict__))
 
 
 class InvalidInputError(WesogError, ValueError):

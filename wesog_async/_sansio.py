@@ -11,6 +11,7 @@ import ipaddress
 import json
 import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -69,7 +70,8 @@ def normalize_base_url(base_url: str, *, allow_insecure_http: bool = False) -> s
     """
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+        shown = base_url if "@" not in parts.netloc else "<URL with credentials>"
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {shown!r}")
     if parts.query or parts.fragment:
         raise ValueError("base_url must not carry a query string or fragment")
     if parts.username or parts.password:
@@ -177,6 +179,8 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
+        if when.tzinfo is None:  # asctime dates and "-0000" are GMT (RFC 9110)
+            when = when.replace(tzinfo=UTC)
         return max(0.0, when.timestamp() - now)
     if not math.isfinite(seconds):
         return None
@@ -187,7 +191,7 @@ def parse_detail(body: bytes) -> Any:
     """The ``detail`` of an error body, or the text itself when it is not JSON."""
     try:
         data = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return body.decode("utf-8", "replace")[:500] if body else None
     if isinstance(data, Mapping) and wire.KEY_DETAIL in data:
         return data[wire.KEY_DETAIL]
@@ -258,7 +262,7 @@ def extract_op_id(data: Any) -> int | None:
         value = data.get(key)
         if type(value) is int:
             return value
-        if type(value) is str and value.isdigit():
+        if type(value) is str and value.isascii() and value.isdigit():
             return int(value)
     return None
 
@@ -279,6 +283,9 @@ def check_image_id(value: Any, *, index: int | None = None, field: str = "id") -
         )
     if not value or not value.strip():
         raise InvalidInputError("must not be empty", field=field, index=index)
+    if value in (".", ".."):
+        # URL normalisation would turn /imgs/.. into another resource's path.
+        raise InvalidInputError("'.' and '..' cannot be image ids", field=field, index=index)
     return value
 
 
@@ -298,7 +305,8 @@ def image_body(
     if isinstance(record, ImageInput):
         body = record.to_dict()
     elif isinstance(record, Mapping):
-        body = dict(record)
+        # UNSET means "leave it out", in a mapping as in an ImageInput.
+        body = {k: v for k, v in record.items() if v is not UNSET}
     else:
         raise InvalidInputError(
             f"must be an ImageInput or a mapping, got {type(record).__name__}", index=index
@@ -338,8 +346,6 @@ def image_body(
                 index=index,
                 image_id=image_id,
             )
-        elif value is UNSET:
-            raise InvalidInputError("unknown field", field=name, index=index, image_id=image_id)
         else:
             raise InvalidInputError(
                 "is not an image field (typo?)", field=name, index=index, image_id=image_id
