@@ -24,12 +24,11 @@ from wesog_async._bulk import (
     InvalidRecord,
     Outcome,
     Progress,
-    _Batch,
-    _Gate,
-    _Pipeline,
     ingest,
     ingest_all,
 )
+from wesog_async._bulk_parts import Batch, Gate
+from wesog_async._bulk_pipeline import Pipeline
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 SRC = "https://img.example.com/{}.jpg"
@@ -240,7 +239,7 @@ async def test_throttling_slows_down_and_every_record_lands(
 
 
 def test_gate_aimd_halves_and_recovers() -> None:
-    gate = _Gate(8)
+    gate = Gate(8)
     gate.throttled()
     assert gate.limit == 4
     gate.throttled()
@@ -253,7 +252,7 @@ def test_gate_aimd_halves_and_recovers() -> None:
 
 
 async def test_gate_waiters_and_cancellation() -> None:
-    gate = _Gate(1)
+    gate = Gate(1)
     await gate.acquire()
     waiter = asyncio.ensure_future(gate.acquire())
     cancelled = asyncio.ensure_future(gate.acquire())
@@ -433,8 +432,8 @@ async def test_input_errors_stop_the_run_and_raise(client: WesogClient) -> None:
     assert report.applied == 20 and report.not_sent == 10 and report.aborted
 
 
-def _pipeline(client: WesogClient) -> _Pipeline:
-    return _Pipeline(
+def _pipeline(client: WesogClient) -> Pipeline:
+    return Pipeline(
         client, [], mode="create", batch_size=10, max_batch_bytes=1000, max_in_flight=1,
         max_pending_ops=1, urgent=False, strict=False, lang=None, journal=None,
         retry_failed=False, poll=None, on_progress=None,
@@ -444,7 +443,7 @@ def _pipeline(client: WesogClient) -> _Pipeline:
 def test_outcome_is_unknown_when_the_error_list_disagrees_with_the_counts() -> None:
     client = WesogClient(api_key="k", base_url="http://127.0.0.1:1")
     pipeline = _pipeline(client)
-    batch = _Batch(0)
+    batch = Batch(0)
     batch.ids = {"a": 0, "b": 1, "c": 2}
     batch.parts = [b'{"id":"a"}', b'{"id":"b"}', b'{"id":"c"}']
     op = Operation(
