@@ -2,18 +2,26 @@
 
 ``python -m benchmarks.memchild PEER N URL API_KEY`` prints one JSON line:
 ``rss_baseline`` (after imports, before the run), ``rss_peak`` (sampled every
-5 ms, and the kernel's high-water mark), ``rss_growth``, wall and CPU seconds,
+5 ms, and the kernel's high-water mark ``VmHWM``), ``rss_growth``, wall and CPU seconds,
 and the peer's record counts.
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 
 from benchmarks.harness import RssSampler, run_loop, timed
 from benchmarks.peers import PEERS, Job, PeerResult
+
+
+def vm_hwm() -> int:
+    """Peak resident set size of this process (``VmHWM``), in bytes."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -26,9 +34,10 @@ def main(argv: list[str]) -> int:
             result: PeerResult = run_loop(lambda: spec.run(job), use_uvloop=spec.uvloop)
         except Exception as exc:
             result = PeerResult(error=f"{type(exc).__name__}: {exc}")
-    # ru_maxrss is in KiB on Linux; it also covers anything the sampler missed.
-    high_water = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    peak = max(sampler.peak, high_water)
+    # The kernel's high-water mark of this process's memory (VmHWM) covers
+    # anything the sampler missed. Not ru_maxrss: Linux carries it across
+    # execve, so it would report the (much larger) harness that spawned us.
+    peak = max(sampler.peak, vm_hwm())
     out.update(
         rss_baseline=sampler.baseline,
         rss_peak=peak,
