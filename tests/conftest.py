@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from wesog_async import PollPolicy, RetryPolicy, WesogClient
+from wesog_async import WesogClient
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
+from wesog_async.testing import TEST_POLL_POLICY, TEST_RETRY_POLICY
 
-# Millisecond-scale schedules so that polling and retry tests take milliseconds.
-FAST_POLL = PollPolicy(first_delay=0.002, per_item=0.0002, min_delay=0.001, max_delay=0.05)
-FAST_RETRY = RetryPolicy(attempts=4, budget=5.0, backoff_initial=0.001, backoff_max=0.01)
+# Millisecond-scale schedules so that polling and retry tests take milliseconds:
+# the same ones the plugin's ``wesog_client`` fixture uses.
+FAST_POLL = TEST_POLL_POLICY
+FAST_RETRY = TEST_RETRY_POLICY
 
 pytest_plugins = ("pytester",)
 
