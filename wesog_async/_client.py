@@ -299,7 +299,7 @@ class WesogClient:
         def on_retry(exc: BaseException, _delay: float) -> None:
             nonlocal resent
             self.stats_counters.retries += 1
-            if is_ambiguous(exc):
+            if method != "GET" and is_ambiguous(exc):
                 resent = True
                 self.stats_counters.ambiguous_resends += 1
 

@@ -39,6 +39,9 @@ logger = logging.getLogger("wesog_async")
 
 # Weight of the newest observation in the learned completion time.
 _LEARN_ALPHA = 0.3
+# Aim the first poll this much after the server-reported completion time (a
+# round trip on a LAN, a few jitters of the event loop).
+_LEARN_MARGIN = 0.005
 
 
 @attrs.define(eq=False)
@@ -155,7 +158,14 @@ class Poller:
     def _learn(self, tracked: Tracked) -> None:
         if not (tracked.learnable and tracked.policy.learn):
             return
-        observed = self._loop.time() - tracked.submitted_at
+        op = tracked.latest
+        if op is not None and op.idle_ms is not None and op.exec_ms is not None:
+            # The server's own timing: when the op really finished. The time
+            # this client saw it finished is never earlier than its first poll,
+            # so learning from that only ever pushes the first poll later.
+            observed = (op.idle_ms + op.exec_ms) / 1000.0 + _LEARN_MARGIN
+        else:
+            observed = self._loop.time() - tracked.submitted_at
         guess = tracked.policy.first(tracked.num_total, None, None)
         if observed <= 0 or guess <= 0:
             return

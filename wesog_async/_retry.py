@@ -172,7 +172,7 @@ class PollPolicy:
     """When the poller asks for an operation's status again.
 
     Defaults: the first poll comes after ``first_delay`` (50 ms) plus
-    ``per_item`` (2 ms) for each item in the operation, or after the completion
+    ``per_item`` (0.2 ms) for each item in the operation, or after the completion
     time learned from this client's earlier operations when there is one. While
     the server reports progress, the next poll is aimed at the predicted finish.
     Otherwise the delay grows exponentially (factor ``growth`` = 1.5) with ±10%
@@ -181,7 +181,7 @@ class PollPolicy:
     """
 
     first_delay: float = attrs.field(default=0.05, validator=attrs.validators.gt(0))
-    per_item: float = attrs.field(default=0.002, validator=attrs.validators.ge(0))
+    per_item: float = attrs.field(default=0.0002, validator=attrs.validators.ge(0))
     min_delay: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
     growth: float = attrs.field(default=1.5, validator=attrs.validators.gt(1))
     max_delay: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
