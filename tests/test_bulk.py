@@ -470,3 +470,30 @@ async def test_strict_write_without_retry_budget(wesog_emulator: EmulatorServer)
         report = await ingest_all(client, images(5), strict=True, urgent=True)
     assert report.failed == 5
     assert "already exists" in report.failed_items[0].message
+
+
+async def test_unreachable_server_is_fatal() -> None:
+    async with make_client("http://127.0.0.1:9") as client:  # discard port: refused
+        report = await ingest_all(client, images(500), batch_size=50)
+    check_invariant(report)
+    assert report.aborted and type(report.error).__name__ == "ConnectError"
+    assert report.not_sent == report.total and report.total < 500
+
+
+async def test_closing_the_client_mid_run(wesog_emulator: EmulatorServer) -> None:
+    wesog_emulator.state.pause_processing()
+    client = make_client(wesog_emulator)
+    await client.open()
+
+    async def close_soon() -> None:
+        while wesog_emulator.state.counters.ops_created < 4:
+            await asyncio.sleep(0.005)
+        await client.aclose()
+
+    closer = asyncio.create_task(close_soon())
+    report = await ingest_all(client, images(1000), batch_size=50, max_pending_ops=4)
+    await closer
+    check_invariant(report)
+    assert report.aborted and type(report.error).__name__ == "ClientClosedError"
+    assert report.unknown == 200 and {e.op_id for e in report.unknown_items} == {1, 2, 3, 4}
+    assert "client closed" in report.unknown_items[0].message
