@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shlex
 import sys
@@ -177,7 +178,30 @@ def _add_upload(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="upload to an embedded emulator started for this command (try things locally)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--verbose", action="store_true", help="log retries, throttling and splits to stderr"
+    )
     _add_connection(parser)
+
+
+@contextlib.contextmanager
+def _logging(verbose: bool) -> Iterator[None]:
+    """The CLI reports outcomes itself; library log lines show only with --verbose."""
+    logger = logging.getLogger("wesog_async")
+    level = logger.level
+    handler: logging.Handler
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.setLevel(logging.INFO)
+    else:
+        handler = logging.NullHandler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 class _Upload:
@@ -206,7 +230,8 @@ class _Upload:
             else:
                 client = _client(args)
             await stack.enter_async_context(client)
-            display = stack.enter_context(make_display(f"{args.mode}", quiet=args.quiet))
+            label = "upload" if args.mode == "create" else f"upload ({args.mode})"
+            display = stack.enter_context(make_display(label, quiet=args.quiet))
             try:
                 self.stream = ingest(
                     client,
@@ -274,8 +299,9 @@ class _Upload:
                 "they go on there."
             )
         if args.emulator:
-            lines.append("(The embedded emulator is gone: its data was not kept.)")
-        elif args.file == "-":
+            lines.append("The embedded emulator is gone with its data: there is nothing to resume.")
+            return "\n".join(lines)
+        if args.file == "-":
             lines.append("To resume, feed the same input again with the same --journal.")
         if args.journal and args.file != "-":
             command = ["wesog-async", "upload", args.file, "--journal", args.journal]
@@ -379,7 +405,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     upload = _Upload(args, source)
-    with source:
+    with source, _logging(args.verbose):
         try:
             return _run(upload.main())
         except KeyboardInterrupt:
