@@ -299,6 +299,7 @@ class Pipeline:
     async def _read_input(self) -> None:
         records = self.records
         take = self._take
+        countdown = _YIELD_EVERY
         if isinstance(records, AsyncIterable):
             async for rec in records:
                 take(rec)
@@ -306,10 +307,13 @@ class Pipeline:
                     await self._dispatch_ready()
                     if self.fatal is not None:
                         return
-                if not self.pos % _YIELD_EVERY:
+                countdown -= 1
+                if not countdown:
+                    # An async iterable need not yield to the loop either.
+                    countdown = _YIELD_EVERY
                     self.progress()
+                    await asyncio.sleep(0)
             return
-        countdown = _YIELD_EVERY
         for rec in records:
             take(rec)
             if self.ready:
@@ -801,6 +805,8 @@ class Pipeline:
     def _abandon_unsent(self, error: BaseException | None) -> list[Outcome]:
         """Records read but never sent (the batch being built, batches waiting
         for a slot), as outcomes; counted at once."""
+        if self.fresh is not None:
+            self.fresh.stop = self.pos  # still open: its span ends at the last record read
         batches = [b for b in (self.dispatching, *self.ready, self.fresh, self.sparse) if b]
         self.dispatching, self.fresh, self.sparse = None, None, None
         self.ready = []
