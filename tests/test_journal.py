@@ -196,6 +196,9 @@ async def test_unsent_rows_from_a_crash_are_sent_again(
         assert journal.is_open  # a journal passed in is left open
     assert report.applied == 25 and report.resumed == 0
     applied_once(wesog_emulator, 25)
+    unopened = Journal(path)
+    again = await ingest_all(client, images(25), batch_size=10, journal=unopened)
+    assert again.resumed == 25 and not unopened.is_open  # opened by ingest, closed by it
 
 
 async def test_a_split_batch_is_journaled_as_its_halves(tmp_path: Path) -> None:

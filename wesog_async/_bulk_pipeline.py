@@ -272,6 +272,7 @@ class Pipeline:
     async def _prepare_journal(self, journal: Journal) -> None:
         if not journal.is_open:
             await journal.open()
+            self.own_journal = True  # opened here, so closed here too
         rows = await journal.prepare(self.mode)
         if not rows:
             return
