@@ -7,6 +7,7 @@ event loop in a background thread; ``demo`` also runs once as a subprocess.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -19,10 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from wesog_async import cli
+from wesog_async._bulk import Progress
 from wesog_async._cli_commands import demo_records
+from wesog_async._progress import PlainDisplay, RichDisplay, describe, make_display
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 KEY = "cli-canary-key-1234567890"
@@ -322,3 +326,32 @@ def test_demo_subprocess(tmp_path: Path) -> None:
     assert "demo: 500 read" in result.stderr  # plain progress lines off a terminal
     failed = lines((tmp_path / "wesog-demo-failed.jsonl").read_text())
     assert {f["status"] for f in failed} == {"failed", "invalid"} and len(failed) == 3
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_displays() -> None:
+    snapshot = Progress(
+        read=120, sent=100, applied=90, failed=5, invalid=3, unknown=1, not_sent=0, resumed=10,
+        ops_pending=2, requests_in_flight=1, elapsed=1.0, records_per_s=99.0,
+    )  # fmt: skip
+    assert describe(snapshot) == (
+        "120 read · 90 applied · 5 failed · 3 invalid · 1 unknown · 10 from the journal"
+        " · 2 ops pending · 99 records/s"
+    )
+    terminal = _Terminal()
+    with make_display("upload", total=200, stream=terminal) as display:
+        assert isinstance(display, RichDisplay)
+        display.update(snapshot)
+    assert "upload" in terminal.getvalue() and "99/200" in terminal.getvalue()
+    plain = io.StringIO()
+    with make_display("upload", stream=plain) as display:
+        assert isinstance(display, PlainDisplay)
+        display.update(snapshot)  # too soon after the start: skipped
+        display.update(attrs.evolve(snapshot, done=True))
+    assert plain.getvalue().count("\n") == 1 and plain.getvalue().startswith("upload: 120 read")
+    with make_display("upload", quiet=True, stream=terminal) as display:
+        display.update(snapshot)
