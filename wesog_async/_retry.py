@@ -133,6 +133,29 @@ async def call_with_retries(
 ) -> T:
     """Run ``fn`` under ``policy``; the last error is raised as is."""
 
+    def retryable(exc: BaseException) -> bool:
+        return policy.should_retry(exc, resend_safe=resend_safe) or (
+            retry_invalid_body and isinstance(exc, ResponseValidationError)
+        )
+
+    # Fast path: most calls succeed at once, and building tenacity's machinery
+    # for each of them costs more CPU than the request itself.
+    try:
+        return await fn()
+    except Exception as exc:
+        if policy.attempts <= 1 or not retryable(exc):
+            raise
+        first_failure: BaseException | None = exc
+
+    async def attempt() -> T:
+        # Tenacity's first attempt replays the failure seen above: its wait,
+        # stop and logging then work as if tenacity had made that call.
+        nonlocal first_failure
+        if first_failure is not None:
+            failure, first_failure = first_failure, None
+            raise failure
+        return await fn()
+
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         delay = state.upcoming_sleep or 0.0
@@ -150,20 +173,15 @@ async def call_with_retries(
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts) | _BudgetStop(policy.budget),
         wait=_Wait(policy),
-        retry=retry_if_exception(
-            lambda e: (
-                policy.should_retry(e, resend_safe=resend_safe)
-                or (retry_invalid_body and isinstance(e, ResponseValidationError))
-            )
-        ),
+        retry=retry_if_exception(retryable),
         sleep=sleep,
         reraise=True,
         before_sleep=before_sleep,
         name=name,
     )
-    async for attempt in retrying:
-        with attempt:
-            return await fn()
+    async for attempt_state in retrying:
+        with attempt_state:
+            return await attempt()
     raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
 

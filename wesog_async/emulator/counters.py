@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from typing import Any
@@ -41,7 +40,7 @@ class Counters:
     def applied(self, tenant: int, image_id: str, method: str, content: Any) -> None:
         """Record one apply; ``content`` is JSON-able (``None`` for a delete)."""
         key = (tenant, image_id)
-        signature = (method, hash(json.dumps(content, sort_keys=True)))
+        signature = (method, hash(_freeze(content)))
         if self._last_apply.get(key) == signature:
             self.duplicate_applies += 1
         self._last_apply[key] = signature
@@ -65,3 +64,13 @@ class Counters:
             "faults_injected": sum(self.faults.values()),
             "cpu_s": round(time.process_time() - self._cpu_start, 6),
         }
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, order-independent form of JSON content (cheaper than a sorted
+    ``json.dumps``, which used to be a quarter of the emulator's CPU)."""
+    if isinstance(value, dict):
+        return frozenset((k, _freeze(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
