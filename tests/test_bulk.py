@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import API_KEY, FAST_POLL, FAST_RETRY, make_client
 from wesog_async import (
@@ -18,6 +20,7 @@ from wesog_async import (
     RateLimitError,
     RetryPolicy,
     WesogClient,
+    _sansio,
 )
 from wesog_async._bulk import (
     IngestReport,
@@ -27,8 +30,10 @@ from wesog_async._bulk import (
     ingest,
     ingest_all,
 )
-from wesog_async._bulk_parts import Batch, Gate
+from wesog_async._bulk_parts import Batch, Gate, compile_check
 from wesog_async._bulk_pipeline import Pipeline
+from wesog_async._errors import InvalidInputError
+from wesog_async._models import UNSET
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 SRC = "https://img.example.com/{}.jpg"
@@ -497,3 +502,47 @@ async def test_closing_the_client_mid_run(wesog_emulator: EmulatorServer) -> Non
     assert report.aborted and type(report.error).__name__ == "ClientClosedError"
     assert report.unknown == 200 and {e.op_id for e in report.unknown_items} == {1, 2, 3, 4}
     assert "client closed" in report.unknown_items[0].message
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(["", " ", ".", "..", "x", "https://a.example/b.jpg", "\t"]),
+    st.text(max_size=5),
+    st.lists(st.one_of(st.text(max_size=3), st.integers()), max_size=3),
+    st.tuples(st.text(max_size=3)),
+    st.just(UNSET),
+)
+_KEYS = st.sampled_from(
+    ["id", "src", "title", "nsfw", "keywords", "collections", "height", "titel", "city"]
+)
+
+
+_IDS = st.one_of(_VALUES, st.sampled_from([".", "..", " x", "ok"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    image_id=_IDS,
+    src=_VALUES,
+    extra=st.dictionaries(_KEYS, _VALUES, max_size=4),
+    require_src=st.booleans(),
+)
+@example(image_id=".", src="https://a.example/b.jpg", extra={}, require_src=True)
+@example(image_id="..", src=None, extra={}, require_src=False)
+@example(image_id="ok", src=UNSET, extra={}, require_src=False)
+@example(image_id="ok", src="s", extra={"keywords": ("a",)}, require_src=True)
+def test_fast_validation_never_accepts_what_image_body_rejects(
+    image_id: Any, src: Any, extra: dict[str, Any], require_src: bool
+) -> None:
+    record = {"id": image_id, "src": src, **extra}
+    for candidate in (record, {k: v for k, v in record.items() if k != "src"}):
+        check = compile_check(tuple(candidate), require_src)
+        try:
+            checked_id, body = _sansio.image_body(candidate, require_src=require_src, index=0)
+        except InvalidInputError:
+            assert not check(candidate), candidate
+            continue
+        if check(candidate):  # the fast path sends the record as given: it must be identical
+            assert body == candidate and checked_id == candidate["id"]

@@ -39,7 +39,7 @@ _KINDS: Final[dict[str, int]] = {
 _CHECK_LINES: Final[dict[int, str]] = {
     _STR: "    if v is not None and type(v) is not str: return False",
     _BOOL: "    if v is not None and type(v) is not bool: return False",
-    _ID: "    if type(v) is not str or not v or v.isspace(): return False",
+    _ID: "    if type(v) is not str or not v or v.isspace() or v in ('.', '..'): return False",
     _LIST: (
         "    if v is not None:\n"
         "        if type(v) is not list: return False\n"

@@ -437,8 +437,8 @@ class Pipeline:
         return image_id, _jsonlib.dumps(body)
 
     def _encode_delete(self, rec: Any, pos: int) -> tuple[str, bytes]:
-        if type(rec) is str and rec.strip():
-            return rec, _jsonlib.dumps(rec)
+        if type(rec) is str:
+            return _sansio.check_image_id(rec, index=pos), _jsonlib.dumps(rec)
         if isinstance(rec, InvalidRecord):
             raise InvalidInputError(rec.message, field=rec.field, index=pos, image_id=rec.image_id)
         if isinstance(rec, ImageInput):
