@@ -9,6 +9,15 @@ Start with :class:`WesogClient`::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from wesog_async._bulk import IngestStream, ingest, ingest_all
+from wesog_async._bulk_types import (
+    IngestMode,
+    IngestReport,
+    InvalidRecord,
+    Outcome,
+    Progress,
+    RecordError,
+)
 from wesog_async._client import WesogClient
 from wesog_async._errors import (
     APIStatusError,
@@ -30,6 +39,8 @@ from wesog_async._errors import (
     TransportError,
     WesogError,
 )
+from wesog_async._inputs import open_records
+from wesog_async._journal import Journal
 from wesog_async._models import (
     UNSET,
     Image,
@@ -59,7 +70,12 @@ __all__ = [
     "ConnectError",
     "Image",
     "ImageInput",
+    "IngestMode",
+    "IngestReport",
+    "IngestStream",
     "InvalidInputError",
+    "InvalidRecord",
+    "Journal",
     "NotFoundError",
     "Operation",
     "OperationError",
@@ -70,9 +86,12 @@ __all__ = [
     "OperationNotFoundError",
     "OperationResource",
     "OperationTimeoutError",
+    "Outcome",
     "OutcomeUnknownError",
     "PollPolicy",
+    "Progress",
     "RateLimitError",
+    "RecordError",
     "ResponseValidationError",
     "RetryPolicy",
     "SearchPage",
@@ -84,4 +103,7 @@ __all__ = [
     "__version__",
     "as_completed",
     "gather_operations",
+    "ingest",
+    "ingest_all",
+    "open_records",
 ]
