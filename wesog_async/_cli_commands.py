@@ -383,7 +383,8 @@ def _human_summary(report: IngestReport, verb: str) -> str:
     extra = f"; {report.resumed:,} already done per the journal" if report.resumed else ""
     return (
         f"{verb}: {report.total:,} records in {report.elapsed:.1f} s: {', '.join(parts)} "
-        f"({report.ops:,} operations, {report.records_per_s:,.0f} records/s{extra})"
+        f"({report.ops:,} operation{'' if report.ops == 1 else 's'}, "
+        f"{report.records_per_s:,.0f} records/s{extra})"
     )
 
 
