@@ -85,7 +85,8 @@ class OperationFuture:
 
     @property
     def latest(self) -> Operation | None:
-        """The newest :class:`Operation` seen, finished or not."""
+        """The newest :class:`Operation` polled, finished or not (``None`` before
+        the first poll of a queued operation)."""
         return self._tracked.latest
 
     def done(self) -> bool:
