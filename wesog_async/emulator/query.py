@@ -44,7 +44,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from wesog_async.emulator.store import ImageStore, Record, parse_date, tokens
+from wesog_async.emulator.store import (
+    BOOL_FIELDS,
+    LIST_FIELDS,
+    STRING_FIELDS,
+    ImageStore,
+    Record,
+    parse_date,
+    tokens,
+)
 
 Predicate = Callable[[Record], bool]
 
@@ -103,30 +111,10 @@ _ALIASES: dict[str, str] = {
     "p": "person",
     "person": "person",
 }
-_STRING_FILTERS = frozenset(
-    {
-        "src",
-        "url_img_watermark",
-        "url_img_thumbnail",
-        "title",
-        "headline",
-        "caption",
-        "alt_text",
-        "status",
-        "location",
-        "city",
-        "country",
-        "event",
-        "author",
-        "provider",
-        "shot",
-        "scene",
-        "technique",
-        "medium",
-    }
-)
-_BOOL_FILTERS = frozenset({"ai_generated", "nsfw", "model_release", "property_release"})
-_LIST_FILTERS = frozenset({"keywords", "categories", "collections"})
+# Every stored field can be filtered by its own name (the store defines them).
+_STRING_FILTERS = STRING_FIELDS
+_BOOL_FILTERS = BOOL_FIELDS
+_LIST_FILTERS = LIST_FIELDS
 
 
 class FormulaError(ValueError):
