@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from wesog_async import (
@@ -242,3 +244,36 @@ async def test_tag_image(client: WesogClient, tmp_path: object) -> None:
     again = await client.tag.image(b"\x89PNG...", keywords=True, caption=True, lang="en")
     assert again.keywords == result.keywords, "deterministic tags"
     assert result.raw
+
+
+async def test_tag_from_a_path_and_a_file_object(client: WesogClient, tmp_path: Path) -> None:
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(b"\xff\xd8fake-jpeg")
+    from_path = await client.tag.image(image, keywords=True, mode="editorial", city="Oslo")
+    with image.open("rb") as fh:
+        from_file = await client.tag.image(fh, keywords=True, mode="editorial", city="Oslo")
+    assert from_path.keywords == from_file.keywords
+    with pytest.raises(ValueError, match="mode"):
+        await client.tag.image(image, mode="fancy")
+    with pytest.raises(ValueError, match="empty"):
+        await client.tag.image(b"")
+
+
+async def test_ops_list_paging_and_argument_checks(client: WesogClient) -> None:
+    for n in range(3):
+        await (await client.images.create({"id": f"o{n}", "src": SRC}))
+    newest_first = await client.ops.list(limit=2)
+    assert [op.op_id for op in newest_first] == sorted(
+        (op.op_id for op in newest_first), reverse=True
+    )
+    assert len(newest_first) == 2
+    second_page = await client.ops.list(limit=2, page=2)
+    assert len(second_page) == 1
+    with pytest.raises(ValueError, match="limit"):
+        await client.ops.list(limit=0)
+    with pytest.raises(ValueError, match="page"):
+        await client.ops.list(page=0)
+    with pytest.raises(ValueError, match="op_id"):
+        await client.ops.get(-1)
+    with pytest.raises(ValueError, match="token"):
+        client.ops.follow("not a token")

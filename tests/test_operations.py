@@ -290,3 +290,37 @@ def test_no_warnings_on_close_with_pending_under_dev_mode(tmp_path: object) -> N
     assert "closed 5" in result.stdout
     assert "Task was destroyed" not in result.stderr and "Unclosed" not in result.stderr
     assert result.stderr == ""
+
+
+def test_token_parsing_rejects_foreign_data() -> None:
+    from wesog_async._operations import parse_token
+
+    assert parse_token('{"v":1,"op_id":5,"image_ids":["a"]}') == (5, ("a",))
+    for bad in [
+        "nope",
+        "[]",
+        '{"v":2,"op_id":5}',
+        '{"v":1,"op_id":"5"}',
+        '{"v":1,"op_id":5,"image_ids":[1]}',
+    ]:
+        with pytest.raises(ValueError, match="token"):
+            parse_token(bad)
+
+
+async def test_errors_naming_image_ids_are_mapped_and_unknown_ones_kept(
+    aiohttp_server: ServerFactory,
+) -> None:
+    done = (
+        '{"op_id": 7, "num_total": 3, "num_good": 1, "num_bad": 2, "is_finished": true,'
+        ' "errors": [{"id": "b", "msg": "bad"}, {"id": 9, "msg": "out of range"}]}'
+    )
+    server = await scripted(aiohttp_server, json_response(200, done))
+    async with make_client(str(server.make_url(""))) as client:
+        fut = await client.images.create_many(
+            [{"id": "a", "src": SRC}, {"id": "b", "src": SRC}, {"id": "c", "src": SRC}]
+        )
+    assert [e.image_id for e in fut.failed] == ["b", None]
+    assert fut.failed_ids == ["b"]
+    assert fut.applied_ids == [], "ids are not guessed when a failure cannot be mapped"
+    assert fut.done() and fut.exception() is None
+    assert "done" in repr(fut)

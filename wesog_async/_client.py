@@ -8,7 +8,7 @@ import os
 import platform
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -202,9 +202,7 @@ class WesogClient:
                 raise RuntimeError("the borrowed aiohttp session is closed")
             self._session = self._borrowed
         else:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, ssl=self._ssl, enable_cleanup_closed=False
-            )
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
             # aiohttp silently resends PUT/DELETE once when a kept-alive connection
             # drops after the body was sent. Retries are ours to decide: a strict
@@ -401,11 +399,4 @@ def json_body(obj: Any) -> bytes:
     return _jsonlib.dumps(obj)
 
 
-def mapping_or_error(data: Any, what: str, body: bytes) -> Mapping[str, Any]:
-    """``data`` if it is a JSON object, else :class:`ResponseValidationError`."""
-    if not isinstance(data, Mapping):
-        raise ResponseValidationError(f"{what}: expected a JSON object", body=body)
-    return data
-
-
-__all__ = ["APIStatusError", "ClientStats", "Response", "WesogClient"]
+__all__ = ["ClientStats", "Response", "WesogClient", "is_ambiguous", "json_body"]
