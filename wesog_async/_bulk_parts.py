@@ -49,6 +49,8 @@ _CHECK_LINES: Final[dict[int, str]] = {
 }
 _MAX_SHAPES: Final = 256
 ShapeCheck = Callable[[dict[str, Any]], bool]
+_COMMA: Final = ord(",")
+_CLOSE: Final = ord("]")
 
 
 def _never(_rec: dict[str, Any]) -> bool:
@@ -123,17 +125,24 @@ class Batch:
     """Records on their way to one request.
 
     ``ids`` maps each image id to its input position, in request order (it
-    doubles as the duplicate check). ``parts`` are the encoded records.
+    doubles as the duplicate check). The encoded records are appended to one
+    buffer, ``encoded`` (``[`` then each record followed by ``,``), ``ends``
+    holding where each ends; ``parts`` gives them back one by one. One buffer
+    rather than a list of ``orjson.dumps`` results: each of those pins about
+    4 KB of memory while it lives (orjson's initial output buffer), so batches
+    in flight and pending held ~4 KB per record (a 71 MiB peak RSS growth at
+    batch 1000 / 16 in flight, against 5 MiB with the buffer).
     """
 
     __slots__ = (
+        "encoded",
+        "ends",
         "first_id",
         "ids",
         "invalid",
         "nbytes",
         "number",
         "op_id",
-        "parts",
         "resumed",
         "row_id",
         "sparse",
@@ -147,7 +156,8 @@ class Batch:
         self.stop = start
         self.sparse = sparse
         self.ids: dict[str, int] = {}
-        self.parts: list[bytes] = []
+        self.encoded = bytearray(b"[")
+        self.ends: list[int] = []
         self.nbytes = 2
         self.invalid: list[RecordError] = []
         self.number = 0
@@ -160,15 +170,45 @@ class Batch:
     def positions(self) -> range:
         return range(self.start, self.stop)
 
+    def append(self, part: bytes) -> None:
+        """Add one encoded record (the pipeline's hot loop inlines this)."""
+        encoded = self.encoded
+        encoded += part
+        encoded.append(_COMMA)
+        self.ends.append(len(encoded))
+
+    @property
+    def parts(self) -> list[bytes]:
+        """The encoded records, one ``bytes`` each."""
+        encoded, starts = self.encoded, [1, *self.ends]
+        return [bytes(encoded[a : b - 1]) for a, b in zip(starts, self.ends, strict=False)]
+
+    @parts.setter
+    def parts(self, parts: list[bytes]) -> None:
+        self.encoded = bytearray(b"[")
+        self.ends = []
+        for part in parts:
+            self.append(part)
+
     def body(self) -> bytes:
-        return b"[" + b",".join(self.parts) + b"]"
+        """The request body: ``[`` the encoded records joined by ``,`` ``]``."""
+        encoded = self.encoded
+        if not self.ends:
+            return b"[]"
+        encoded[-1] = _CLOSE  # the last record's comma, for the copy only
+        try:
+            return bytes(encoded)
+        finally:
+            encoded[-1] = _COMMA
 
     def record_at(self, offset: int) -> Any:
         """The decoded record sent at ``offset`` (for failed-record reports)."""
-        if offset >= len(self.parts):
+        ends = self.ends
+        if offset >= len(ends):
             return None
+        start = ends[offset - 1] if offset else 1
         try:
-            return _jsonlib.loads(self.parts[offset])
+            return _jsonlib.loads(bytes(self.encoded[start : ends[offset] - 1]))
         except _jsonlib.JSON_DECODE_ERRORS:  # pragma: no cover - we encoded it
             return None
 

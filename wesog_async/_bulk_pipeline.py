@@ -55,6 +55,7 @@ METHODS: Final[dict[str, WriteMethod]] = {
 STOP_GRACE_S: Final = 10.0
 # The producer yields to the event loop at least this often (records).
 _YIELD_EVERY: Final = 256
+_COMMA: Final = ord(",")
 _PROGRESS_EVERY_S: Final = 0.1
 DONE_MARK: Final = object()
 
@@ -362,7 +363,10 @@ class Pipeline:
                     part = _dumps(rec)
                     nbytes = batch.nbytes + len(part) + 1
                     if nbytes <= self.max_bytes or len(ids) == 1:
-                        batch.parts.append(part)
+                        encoded = batch.encoded  # Batch.append, inlined
+                        encoded += part
+                        encoded.append(_COMMA)
+                        batch.ends.append(len(encoded))
                         batch.nbytes = nbytes
                         if len(ids) >= self.batch_size:
                             self._close(batch, pos + 1)
@@ -403,7 +407,7 @@ class Pipeline:
                 self.sparse = batch
             else:
                 self.fresh = batch
-        batch.parts.append(part)
+        batch.append(part)
         batch.nbytes += size
         batch.stop = pos + 1
         if len(ids) >= self.batch_size:
@@ -623,9 +627,10 @@ class Pipeline:
         cut = items[mid][1]
         halves = (Batch(batch.start, sparse=batch.sparse), Batch(cut, sparse=batch.sparse))
         halves[0].stop, halves[1].stop = cut, batch.stop
+        all_parts = batch.parts
         for half, chunk, parts in (
-            (halves[0], items[:mid], batch.parts[:mid]),
-            (halves[1], items[mid:], batch.parts[mid:]),
+            (halves[0], items[:mid], all_parts[:mid]),
+            (halves[1], items[mid:], all_parts[mid:]),
         ):
             half.ids = dict(chunk)
             half.parts = parts
