@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import attrs
-
 from benchmarks.harness import pin_self, split_cores
 from benchmarks.report import environment, targets_table, write
 from benchmarks.workloads import FULL, QUICK, WORKLOADS, Bench
@@ -33,7 +31,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workload", default="", help="comma-separated subset, e.g. W1,W4 (default: all)"
     )
-    parser.add_argument("--reps", type=int, default=None, help="override the repetitions")
+    parser.add_argument(
+        "--reps", type=int, default=None, help="every workload at this many repetitions"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds for the whole invocation: once spent, no further repetition starts "
+        "(default: the profile's, 570 full / 55 quick; 0: unbounded)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     parser.add_argument("--name", default=None, help="file stem (default: latest / quick)")
     return parser.parse_args(argv)
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reps is not None:
         if args.reps < 1:
             raise SystemExit("--reps must be >= 1")
-        profile = attrs.evolve(profile, reps=args.reps)
+        profile = profile.with_reps(args.reps)
     selected = [w.strip().upper() for w in args.workload.split(",") if w.strip()] or list(WORKLOADS)
     unknown = [w for w in selected if w not in WORKLOADS]
     if unknown:
@@ -53,20 +60,31 @@ def main(argv: list[str] | None = None) -> int:
 
     emulator_core, harness_cores = split_cores()
     pin_self(harness_cores)
-    bench = Bench(profile, emulator_core, log=lambda line: print(line, flush=True))
+    budget = profile.budget_s if args.budget is None else max(0.0, args.budget)
+    bench = Bench(profile, emulator_core, log=lambda line: print(line, flush=True), budget_s=budget)
     cores = {
         "emulator": emulator_core,
         "harness": sorted(harness_cores) if harness_cores else None,
     }
     env = environment(bench, cores)
     started = time.monotonic()
-    print(f"profile {profile.name}: {', '.join(selected)} (reps {profile.reps})", flush=True)
+    print(
+        f"profile {profile.name}: {', '.join(selected)} (reps {profile.reps}, secondary "
+        f"{profile.secondary_reps}; budget {budget:.0f} s)",
+        flush=True,
+    )
+    for line in profile.deviations():
+        print(f"  scaled from BENCH.md: {line}", flush=True)
     for name in selected:
         t0 = time.monotonic()
-        print(f"{name}: {WORKLOADS[name].__doc__}", flush=True)
+        doc = (WORKLOADS[name].__doc__ or "").strip().splitlines()
+        print(f"{name}: {doc[0] if doc else ''}", flush=True)
         WORKLOADS[name](bench)
         print(f"{name} done in {time.monotonic() - t0:.1f}s", flush=True)
     env["elapsed_s"] = round(time.monotonic() - started, 1)
+    env["budget_s"] = budget
+    env["workloads"] = selected
+    env["deviations"] = profile.deviations()
     stem = args.name or ("quick" if args.quick else "latest")
     jsonl, md = write(bench, env, args.out, stem)
     print()

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,34 @@ def environment(bench: Bench, cores: dict[str, Any]) -> dict[str, Any]:
         "cattrs": _version("cattrs"),
         "attrs": _version("attrs"),
         "httpx": _version("httpx"),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str | None:
+    """The short commit of the checkout the library is imported from (``+dirty``
+    when it has uncommitted changes)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "wesog_async"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def peer_lines(bench: Bench, env: dict[str, Any]) -> list[dict[str, Any]]:
@@ -164,8 +192,16 @@ def markdown(bench: Bench, env: dict[str, Any]) -> str:
         f"{env['cores'].get('emulator')}, harness to {env['cores'].get('harness')}) · "
         f"{env['platform']}",
         "",
+        f"wesog_async {env['wesog_async']} at commit {env.get('commit') or 'unknown'} · "
+        f"workloads {', '.join(env.get('workloads', []))} · wall time "
+        f"{env.get('elapsed_s', 0) / 60:.1f} min (budget {env.get('budget_s', 0):.0f} s)",
+        "",
         f"Figures: {summary}. Every ratio is taken repetition by repetition between peers "
         "run interleaved in the same invocation, then the median.",
+        "",
+        "## Scaled from BENCH.md",
+        "",
+        *(f"- {line}" for line in env.get("deviations") or ["nothing: BENCH.md's parameters"]),
         "",
         "## Validity",
         "",

@@ -87,6 +87,7 @@ class RunRecord:
             "bad": self.result.records_bad,
             "unknown": self.result.records_unknown,
             "lost": self.result.lost,
+            "records_resent": self.result.records_resent,
             "latency_p50_ms": round(percentile(lat, 50) * 1000, 2) if lat else None,
             "latency_p99_ms": round(percentile(lat, 99) * 1000, 2) if lat else None,
             "error": self.result.error,
@@ -106,10 +107,19 @@ def check(run: RunRecord) -> None:
         run.problems.append(f"{result.lost} record(s) lost (no outcome)")
     stored = stats.get("images_stored")
     if run.faults:
-        # Resends after a fault may apply a record twice; what must hold is that
-        # every record ended in the store.
+        # A write resent after a failure that may have left it applied (a
+        # connection reset after the body) can be applied twice: the client
+        # resends strict=false writes on purpose and reports it. What must hold:
+        # every record ended in the store, and every duplicate apply is one the
+        # client reported (no more duplicates than records in resent writes).
         if stored != n:
             run.problems.append(f"{stored} images stored != {n} records sent")
+        dups = stats.get("duplicate_applies", 0) or 0
+        if dups > result.records_resent:
+            run.problems.append(
+                f"{dups} duplicate applies > {result.records_resent} records in writes the "
+                "client reported resent"
+            )
     else:
         applied = stats.get("items_applied")
         if applied != n:
@@ -230,6 +240,9 @@ class MemoryProbe:
         await asyncio.sleep(0)  # let the other tasks reach their await
         gc.collect()
         self.pending_bytes = tracemalloc.get_traced_memory()[0] - self.baseline
+        # Measured: the rest of the run (every op finishing) need not be traced,
+        # which would make it several times slower.
+        tracemalloc.stop()
         await asyncio.to_thread(self.emu.resume)
 
 

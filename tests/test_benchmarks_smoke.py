@@ -12,7 +12,7 @@ from benchmarks.peers import PEERS
 from benchmarks.peers.base import FIXED_SCHEDULE, PeerResult, chunks, fixed_delay, records
 from benchmarks.runner import RunRecord, check
 from benchmarks.stats import median, pair_diffs, pair_ratios, percentile
-from benchmarks.workloads import FULL, QUICK, W6_SPEC, WORKLOADS
+from benchmarks.workloads import FULL, QUICK, W6_SPEC, WORKLOADS, hwm_is_fresh
 from wesog_async.emulator.faults import parse_spec
 
 
@@ -47,6 +47,20 @@ def test_profiles_and_peers() -> None:
     assert {"P0", "P0-oracle", "P1", "P1-uvloop", "P2", "P3"} <= set(PEERS)
 
 
+def test_profile_deviations_name_what_is_scaled() -> None:
+    assert FULL.reps >= 5 and FULL.secondary_reps >= 3
+    notes = " ".join(FULL.deviations())
+    assert "W3 concurrent tasks (timing runs): 5,000" in notes
+    assert "W4 operations" not in notes  # W4 keeps 1k operations
+    assert QUICK.with_reps(2).secondary_reps == 2
+    assert "1 repetition" in " ".join(QUICK.deviations())
+
+
+def test_w5_high_water_mark_must_be_the_childs_own() -> None:
+    assert hwm_is_fresh({"vm_hwm_start": 42 << 20, "rss_baseline": 40 << 20})
+    assert not hwm_is_fresh({"vm_hwm_start": 436 << 20, "rss_baseline": 40 << 20})
+
+
 def test_w6_spec_parses() -> None:
     rules, scripts = parse_spec(W6_SPEC)
     assert {r.kind for r in rules} == {"status", "reset_after", "malformed_json"}
@@ -59,7 +73,14 @@ def test_w6_spec_parses() -> None:
         ({"items_applied": 10, "images_stored": 10, "duplicate_applies": 0}, False, {}, None),
         ({"items_applied": 9, "images_stored": 9}, False, {}, "applied 9"),
         ({"items_applied": 11, "images_stored": 10, "duplicate_applies": 1}, False, {}, "dupl"),
-        ({"items_applied": 11, "images_stored": 10, "duplicate_applies": 1}, True, {}, None),
+        (
+            {"items_applied": 11, "images_stored": 10, "duplicate_applies": 1},
+            True,
+            {"records_resent": 1},
+            None,
+        ),
+        ({"items_applied": 11, "images_stored": 10, "duplicate_applies": 1}, True, {}, "resent"),
+        ({"items_applied": 10, "images_stored": 9, "duplicate_applies": 0}, True, {}, "stored"),
         ({"items_applied": 10, "images_stored": 10}, False, {"records_good": 9}, "lost"),
         ({}, False, {"error": "boom"}, "did not complete"),
     ],

@@ -12,7 +12,7 @@ import attrs
 JobKind = Literal["bulk", "singles"]
 
 #: Every peer gives up after this long (a bound on every loop).
-RUN_DEADLINE_S = 600.0
+RUN_DEADLINE_S = 180.0
 
 
 @attrs.define
@@ -53,6 +53,11 @@ class PeerResult:
     records_unknown: int = 0
     ops: int = 0
     polls: int = 0
+    #: Records in writes the peer sent again after a failure that may have left
+    #: them applied (a connection reset after the body): the duplicates the
+    #: client itself reports. wesog_async reports them as
+    #: ``client.stats()["ambiguous_resends"]`` and ``OperationFuture.resent``.
+    records_resent: int = 0
     #: op id -> ``time.time()`` when the peer's caller saw the operation finished.
     observed: dict[int, float] = attrs.field(factory=dict)
     error: str | None = None

@@ -110,14 +110,24 @@ class RawPeer:
     # -- HTTP with the bare minimum of retrying ------------------------------------
 
     async def call(
-        self, method: str, path: str, params: dict[str, str] | None, body: bytes | None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: bytes | None,
+        items: int = 0,
     ) -> tuple[int, bytes] | None:
         """``(status, body)`` of the first non-retryable answer; ``None`` when every
-        attempt failed."""
+        attempt failed. A write of ``items`` records sent again after a transport
+        failure (which may have left it applied) counts them in ``records_resent``."""
+        resent = False
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 status, data, retry_after = await self.http.request(method, path, params, body)
             except self.http.errors:
+                if method != "GET" and not resent:
+                    resent = True
+                    self.result.records_resent += items
                 await asyncio.sleep(_BACKOFF_S * 2**attempt)
                 continue
             if status not in _RETRY_STATUSES:
@@ -193,7 +203,7 @@ class RawPeer:
         """Send one write; on success follow its operation in a task of its own
         (returned; ``None`` when there is nothing left to follow)."""
         self.result.records_sent += items
-        reply = await self.call("POST", path, WRITE_PARAMS, body)
+        reply = await self.call("POST", path, WRITE_PARAMS, body, items)
         if reply is None or reply[0] not in (200, 202):
             self.result.records_unknown += items
             return None

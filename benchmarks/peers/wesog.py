@@ -40,6 +40,10 @@ async def p1(job: Job) -> PeerResult:
                 stats = client.stats()
         result.polls = stats["polls"]
         result.extra["client_stats"] = stats
+        if job.kind == "bulk":
+            # Each ambiguous resend is one batch POST of at most batch_size records
+            # (every W6 batch is full: an exact count there).
+            result.records_resent = stats["ambiguous_resends"] * job.batch_size
     finally:
         if companion is not None:
             companion.cancel()
@@ -76,6 +80,8 @@ async def _singles(client: WesogClient, job: Job, result: PeerResult) -> None:
         fut = await client.images.create(record(i, job.prefix))
         if next(submitted) == job.n_records and job.on_all_submitted is not None:
             await job.on_all_submitted()
+        if fut.resent:
+            result.records_resent += 1
         op = await fut
         if op.op_id is not None:
             result.observed[op.op_id] = now()
