@@ -40,8 +40,9 @@ class Profile:
 
     ``reps`` is for the headline figures (W1 batch 1000 and 100 at 16 in
     flight, W4 polls and latency); ``secondary_reps`` for the other figures
-    with a target (W1 at 4 in flight, P2 in W4, W2, W6, W7); ``info_reps`` for
-    purely informative runs (P1-uvloop and P2 in W1, W3's timing runs).
+    with a target (W1 at 4 in flight, W2, W6, W7); ``info_reps`` for P2 (only
+    in informative figures, and W4's vs-P2 comparison), P1-uvloop in W1 and
+    W3's timing runs.
     ``budget_s`` bounds the whole invocation: once spent, workloads finish the
     repetition they are in and start no further one (each still runs one), and
     W3/W5 run only P1's memory measurement; what was skipped is listed in the
@@ -84,12 +85,12 @@ class Profile:
         if self.secondary_reps < self.reps:
             out.append(
                 f"{self.secondary_reps} repetitions (headline: {self.reps}) for W1 at 4 in "
-                "flight, P2 in W4, W2, W6 and W7"
+                "flight, W2, W6 and W7"
             )
         if self.info_reps < self.secondary_reps:
             out.append(
-                f"{self.info_reps} repetitions for the informative runs: P1-uvloop and P2 "
-                "in W1, W3's timing runs"
+                f"{self.info_reps} repetitions for P2 (W1, W2, W4: informative figures and "
+                "W4's vs-P2 comparison), P1-uvloop in W1 and W3's timing runs"
             )
         for label, value, want in (
             ("W1 records", self.w1_records, bench["w1_records"]),
@@ -466,6 +467,7 @@ def w2(b: Bench) -> None:
                 peers,
                 lambda _l: bulk_job(emu, p.w2_records, batch, in_flight),
                 reps=p.secondary_reps,
+                peer_reps={"P2": p.info_reps},
             )
         p0 = runs.get("P0", [])
         # Server capacity: workers x batch / delay, and the emulator's CPU rate measured on
@@ -608,7 +610,7 @@ def w4(b: Bench) -> None:
                 label,
                 peers,
                 lambda _l: Job("singles", emu.url, emu.api_key, p.w4_ops, stagger=W4_STAGGER),
-                peer_reps={"P2": p.secondary_reps},
+                peer_reps={"P2": p.info_reps},
             )
         w4_figures(b, label, delay_ms, runs)
 
