@@ -402,16 +402,19 @@ def test_poll_clamp(delay: float, expected: float) -> None:
 
 
 def test_poll_backoff_grows_by_growth_then_caps() -> None:
+    # Poll times 0.1, 0.2, 0.4, 0.8, 1.6, ... after the submit: each delay is the
+    # elapsed time times (growth - 1), capped.
     policy = PollPolicy(jitter=0, growth=2.0, max_delay=1.0)
     rng = random.Random(0)
-    delays = [policy.backoff(0.1, n, rng) for n in range(6)]
-    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    delays = [policy.backoff(0.1, n, rng) for n in range(7)]
+    assert delays == pytest.approx([0.1, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
 
 
 def test_poll_backoff_default_growth_is_one_and_a_half() -> None:
     policy = PollPolicy(jitter=0)
     rng = random.Random(0)
-    assert [policy.backoff(0.2, n, rng) for n in range(4)] == pytest.approx([0.2, 0.3, 0.45, 0.675])
+    # First poll at 0.2 s, then at 0.3, 0.45, 0.675: at most 50 % of the elapsed time late.
+    assert [policy.backoff(0.2, n, rng) for n in range(1, 4)] == pytest.approx([0.1, 0.15, 0.225])
 
 
 def test_poll_backoff_does_not_overflow_after_many_polls() -> None:
@@ -440,7 +443,8 @@ def test_poll_backoff_stays_within_bounds_and_jitter(
     delay = policy.backoff(base, polls, random.Random(seed))
     assert policy.min_delay <= delay <= policy.max_delay
     try:
-        nominal = min(base * policy.growth**polls, policy.max_delay)
+        growth = policy.growth
+        nominal = min(base * (growth - 1) * growth ** (max(1, polls) - 1), policy.max_delay)
     except OverflowError:
         nominal = policy.max_delay
     low = policy.clamp(nominal * (1 - jitter))

@@ -87,6 +87,11 @@ class Poller:
         self._rng = random.Random()
         # Learned log-ratio of observed completion time over the policy's guess.
         self._log_ratio: float | None = None
+        # Learned mean absolute deviation of that log-ratio (0: ops take fixed time).
+        self._log_spread = 0.0
+        # Before anything is learned: the greatest age at which an op was seen
+        # still running with no item done (a lower bound for the others).
+        self._unfinished_age = 0.0
 
     @property
     def pending_count(self) -> int:
@@ -152,8 +157,31 @@ class Poller:
     def _first_delay(self, policy: PollPolicy, num_total: int) -> float:
         guess = policy.first(num_total, None, None)
         if policy.learn and self._log_ratio is not None:
-            return policy.clamp(guess * math.exp(self._log_ratio))
+            # Aim below the typical completion time by the observed spread:
+            # fixed-time operations get one poll, variable ones an early first
+            # look instead of a late one.
+            return policy.clamp(guess * math.exp(self._log_ratio - self._log_spread))
         return guess
+
+    def _learned_due(self, tracked: Tracked, due: float) -> float | None:
+        """A later poll time for an op that shows no progress yet, when what this
+        client learned says it will not be finished at ``due`` (else ``None``)."""
+        policy = tracked.policy
+        if not (tracked.learnable and policy.learn):
+            return None
+        latest = tracked.latest
+        if latest is not None and latest.num_good + latest.num_bad:
+            return None  # items done: progress-aware scheduling takes over
+        if self._log_ratio is not None:
+            expected = tracked.submitted_at + self._first_delay(policy, tracked.num_total)
+        elif self._unfinished_age > due - tracked.submitted_at:
+            # Nothing finished yet, but an older op was still running at this
+            # age: a younger one will not be done sooner.
+            expected = tracked.submitted_at + self._unfinished_age
+        else:
+            return None
+        later = min(expected, due + policy.max_delay)
+        return later if later > due + policy.min_delay else None
 
     def _learn(self, tracked: Tracked) -> None:
         if not (tracked.learnable and tracked.policy.learn):
@@ -174,7 +202,9 @@ class Poller:
         if self._log_ratio is None:
             self._log_ratio = sample
         else:
+            deviation = abs(sample - self._log_ratio)
             self._log_ratio += _LEARN_ALPHA * (sample - self._log_ratio)
+            self._log_spread += _LEARN_ALPHA * (deviation - self._log_spread)
 
     def _schedule(self, tracked: Tracked, delay: float) -> None:
         assert tracked.op_id is not None
@@ -205,6 +235,12 @@ class Poller:
             heapq.heappop(self._heap)
             tracked = self._tracked.get(op_id)
             if tracked is None or tracked.future.done():
+                continue
+            later = self._learned_due(tracked, due)
+            if later is not None:
+                # Scheduled before this client had learned how long operations
+                # take: wait for the learned finish instead of polling for nothing.
+                heapq.heappush(self._heap, (later, next(self._seq), op_id))
                 continue
             await self._slots.acquire()
             task = self._loop.create_task(self._poll(tracked), name=f"wesog_async-poll-{op_id}")
@@ -290,6 +326,9 @@ class Poller:
             return
         previous = tracked.latest
         tracked.latest = op
+        if not op.is_finished and op.num_good + op.num_bad == 0 and tracked.learnable:
+            age = self._loop.time() - tracked.submitted_at
+            self._unfinished_age = max(self._unfinished_age, age)
         if op.is_finished:
             self._tracked.pop(op.op_id if op.op_id is not None else -1, None)
             if tracked.op_id is not None:

@@ -193,8 +193,9 @@ class PollPolicy:
     ``per_item`` (0.2 ms) for each item in the operation, or after the completion
     time learned from this client's earlier operations when there is one. While
     the server reports progress, the next poll is aimed at the predicted finish.
-    Otherwise the delay grows exponentially (factor ``growth`` = 1.5) with ±10%
-    jitter, capped at ``max_delay`` (5 s). A ``Retry-After`` on a poll is
+    Otherwise poll times grow geometrically (factor ``growth`` = 1.5: a poll at
+    most 50 % of the elapsed time late) with ±10% jitter, each delay capped at
+    ``max_delay`` (5 s). A ``Retry-After`` on a poll is
     honoured (up to the retry policy's cap).
     """
 
@@ -207,14 +208,20 @@ class PollPolicy:
     learn: bool = True
 
     def backoff(self, base: float, polls_without_progress: int, rng: random.Random) -> float:
-        """``base`` grown by ``growth`` per unanswered poll, jittered, capped.
+        """The delay after the ``n``-th unanswered poll of an operation first
+        polled ``base`` seconds after its submit: poll times grow geometrically
+        (``base``, ``base * growth``, ``base * growth**2``, ...), so a poll comes at
+        most ``growth - 1`` (50 %) of the elapsed time after the finish. Jittered,
+        capped.
 
         Computed with tenacity's ``wait_exponential`` so the schedule and the
         request retries share one implementation of backoff.
         """
-        wait = wait_exponential(multiplier=base, exp_base=self.growth, max=self.max_delay)
+        wait = wait_exponential(
+            multiplier=base * (self.growth - 1), exp_base=self.growth, max=self.max_delay
+        )
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = polls_without_progress + 1
+        state.attempt_number = max(1, polls_without_progress)
         delay = float(wait(state))
         if self.jitter:
             delay *= 1.0 + rng.uniform(-self.jitter, self.jitter)
