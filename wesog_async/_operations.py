@@ -106,11 +106,26 @@ class OperationFuture:
         return op
 
     def __await__(self) -> Generator[Any, None, Operation]:
-        return self._wait().__await__()
+        shared = self._tracked.future
+        if not shared.done():
+            # One plain waiter per awaiter, relayed by one callback: cancelling
+            # the awaiter cancels only its waiter, never the shared future (what
+            # asyncio.shield does, at about half the memory per pending await).
+            waiter: asyncio.Future[None] = shared.get_loop().create_future()
+
+            def relay(_: asyncio.Future[Operation]) -> None:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+            shared.add_done_callback(relay)
+            try:
+                yield from waiter
+            finally:
+                shared.remove_done_callback(relay)
+        return self._finish(shared.result())
 
     async def _wait(self) -> Operation:
-        op = await asyncio.shield(self._tracked.future)
-        return self._finish(op)
+        return await self
 
     # A timeout argument, deliberately (ASYNC109): the deadline error must carry
     # the op id and last status, which a caller-side asyncio.timeout cannot add.
@@ -123,10 +138,10 @@ class OperationFuture:
         caller: ``async with asyncio.timeout(...): await fut``.
         """
         if timeout is None:
-            return await self._wait()
+            return await self
         try:
             async with asyncio.timeout(timeout):
-                op = await asyncio.shield(self._tracked.future)
+                return await self
         except TimeoutError:
             latest = self._tracked.latest
             raise OperationTimeoutError(
@@ -139,7 +154,6 @@ class OperationFuture:
                 op_id=self.op_id,
                 last_status=latest,
             ) from None
-        return self._finish(op)
 
     def result_nowait(self) -> Operation:
         """The final Operation of a done future (``asyncio.InvalidStateError`` if
