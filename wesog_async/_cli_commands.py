@@ -45,7 +45,7 @@ class UsageError(Exception):
     """A problem with the command line or the configuration (exit status 2)."""
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on uvloop when installed. Ctrl-C cancels it (so that its
     cleanup runs), then raises ``KeyboardInterrupt`` here."""
     try:
@@ -408,7 +408,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     upload = _Upload(args, source)
     with source, _logging(args.verbose):
         try:
-            return _run(upload.main())
+            return run_loop(upload.main())
         except KeyboardInterrupt:
             return upload.interrupted()
 
@@ -532,7 +532,7 @@ async def _demo(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.count < 0 or args.batch_size < 1 or args.item_delay_ms < 0:
         raise UsageError("--count and --item-delay-ms must be >= 0, --batch-size >= 1")
-    return _run(_demo(args))
+    return run_loop(_demo(args))
 
 
 # -- delete, get, search -------------------------------------------------------------
@@ -562,7 +562,7 @@ async def _delete(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    return _run(_delete(args))
+    return run_loop(_delete(args))
 
 
 def _add_get(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -586,7 +586,7 @@ async def _get(args: argparse.Namespace) -> int:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
-    return _run(_get(args))
+    return run_loop(_get(args))
 
 
 def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -646,7 +646,7 @@ async def _search(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    return _run(_search(args))
+    return run_loop(_search(args))
 
 
 # -- ops ---------------------------------------------------------------------------
@@ -695,7 +695,7 @@ async def _ops(args: argparse.Namespace) -> int:
 
 
 def _cmd_ops(args: argparse.Namespace) -> int:
-    return _run(_ops(args))
+    return run_loop(_ops(args))
 
 
 SUBCOMMANDS: Final[dict[str, tuple[Callable[[Any], None], Callable[[Any], int]]]] = {

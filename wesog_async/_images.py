@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import attrs
-
 from wesog_async import _sansio
 from wesog_async import _wire as wire
 from wesog_async._client import json_body
@@ -17,7 +15,7 @@ from wesog_async._errors import (
     ResponseValidationError,
     TransportError,
 )
-from wesog_async._models import IMAGE_FIELDS, Image, ImageInput, Operation, SearchPage
+from wesog_async._models import IMAGE_FIELDS, Image, ImageInput, SearchPage
 from wesog_async._operations import OperationFuture
 from wesog_async._retry import PollPolicy, RetryPolicy
 
@@ -267,10 +265,8 @@ class ImagesAPI:
         initial = None
         # A queued operation's first status says nothing the first poll will not:
         # skip structuring it (CPU and memory per pending op, BENCH W1/W3).
-        queued = op_id is not None and isinstance(parsed, Mapping)
-        if queued and parsed.get("is_finished") is False and not wait:
-            pass
-        elif isinstance(parsed, Mapping):
+        queued = op_id is not None and not wait and _get(parsed, "is_finished") is False
+        if isinstance(parsed, Mapping) and not queued:
             try:
                 initial = structure_operation(parsed, body=resp.body)
             except ResponseValidationError:
@@ -281,9 +277,7 @@ class ImagesAPI:
         if initial is not None and initial.is_finished:
             # D2: wait=true (or an instant server) — resolved without polling.
             tracked = poller.resolved(
-                initial
-                if initial.op_id is not None or op_id is None
-                else _with_op_id(initial, op_id),
+                initial.with_op_id(op_id),
                 tuple(image_ids),
                 poll or client.poll_policy,
             )
@@ -300,7 +294,7 @@ class ImagesAPI:
             )
         tracked = poller.track(
             op_id,
-            initial=_with_op_id(initial, op_id) if initial is not None else None,
+            initial=initial.with_op_id(op_id) if initial is not None else None,
             num_total=len(image_ids),
             image_ids=tuple(image_ids),
             policy=poll,
@@ -409,5 +403,5 @@ class ImagesAPI:
         return await ingest_all(self._client, records, mode=mode, **options)
 
 
-def _with_op_id(op: Operation, op_id: int) -> Operation:
-    return attrs.evolve(op, op_id=op_id) if op.op_id is None else op
+def _get(data: Any, key: str) -> Any:
+    return data.get(key) if isinstance(data, Mapping) else None

@@ -215,6 +215,12 @@ class Operation:
     errors: tuple[OperationItemError, ...] = ()
     op_id: int | None = None
 
+    def with_op_id(self, op_id: int | None) -> Operation:
+        """This status with ``op_id`` filled in when the body left it out (D4)."""
+        if self.op_id is not None or op_id is None:
+            return self
+        return attrs.evolve(self, op_id=op_id)
+
     @property
     def num_done(self) -> int:
         """Items processed so far, good or bad."""

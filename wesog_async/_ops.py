@@ -31,7 +31,7 @@ class OpsAPI:
         _check_op_id(op_id)
         resp = await self._client.request("GET", _sansio.op_path(op_id), resend_safe=True)
         op = structure_operation(resp.json(), body=resp.body)
-        return op if op.op_id is not None else _evolve_op_id(op, op_id)
+        return op.with_op_id(op_id)
 
     async def list(self, *, limit: int | None = None, page: int | None = None) -> list[Operation]:
         """This tenant's operations, newest first (``GET /ops``, D12)."""
@@ -67,7 +67,7 @@ class OpsAPI:
         # Cancelling twice is harmless, so the request may be resent.
         resp = await self._client.request("DELETE", _sansio.op_path(op_id), resend_safe=True)
         op = structure_operation(resp.json(), body=resp.body)
-        return op if op.op_id is not None else _evolve_op_id(op, op_id)
+        return op.with_op_id(op_id)
 
     def follow(
         self,
@@ -106,9 +106,3 @@ class OpsAPI:
 def _check_op_id(op_id: object) -> None:
     if type(op_id) is not int or op_id < 0:
         raise ValueError(f"op_id must be a non-negative int, got {op_id!r}")
-
-
-def _evolve_op_id(op: Operation, op_id: int) -> Operation:
-    import attrs
-
-    return attrs.evolve(op, op_id=op_id)

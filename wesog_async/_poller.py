@@ -126,7 +126,7 @@ class Poller:
             return existing
         if initial is not None and initial.is_finished:
             return self.resolved(
-                attrs.evolve(initial, op_id=op_id), image_ids, policy or self._client.poll_policy
+                initial.with_op_id(op_id), image_ids, policy or self._client.poll_policy
             )
         policy = policy or self._client.poll_policy
         fut: asyncio.Future[Operation] = self._loop.create_future()
@@ -317,9 +317,7 @@ class Poller:
             return
         finally:
             self._slots.release()
-        if op.op_id is None:
-            op = attrs.evolve(op, op_id=op_id)
-        self._observe(tracked, op)
+        self._observe(tracked, op.with_op_id(op_id))
 
     def _observe(self, tracked: Tracked, op: Operation) -> None:
         if tracked.future.done():
@@ -330,7 +328,6 @@ class Poller:
             age = self._loop.time() - tracked.submitted_at
             self._unfinished_age = max(self._unfinished_age, age)
         if op.is_finished:
-            self._tracked.pop(op.op_id if op.op_id is not None else -1, None)
             if tracked.op_id is not None:
                 self._tracked.pop(tracked.op_id, None)
             self._learn(tracked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -47,13 +48,13 @@ class TagAPI:
             raise ValueError(f"mode must be one of {sorted(wire.TAG_MODES)}, got {mode!r}")
         if isinstance(image, str | os.PathLike):
             path = os.fspath(image)
-            with open(path, "rb") as fh:  # noqa: ASYNC230 - one small local read
-                content = fh.read()
+            # File reads go to a thread: an image can be large, the loop is shared.
+            content = await asyncio.to_thread(_read_file, path)
             filename = filename or os.path.basename(path)
         elif isinstance(image, bytes | bytearray):
             content = bytes(image)
         else:
-            content = image.read()
+            content = await asyncio.to_thread(image.read)
         if not content:
             raise ValueError("image is empty")
 
@@ -78,3 +79,8 @@ class TagAPI:
 
         resp = await self._client.request("POST", wire.PATH_TAG, form=form, resend_safe=True)
         return structure_tag_result(resp.json(), body=resp.body)
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()

@@ -8,27 +8,16 @@ register new ones in ``_SUBCOMMANDS``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from wesog_async._cli_commands import SUBCOMMANDS as _CLIENT_SUBCOMMANDS
+from wesog_async._cli_commands import run_loop
 from wesog_async.emulator import EmulatorConfig, EmulatorServer, run_emulator
 from wesog_async.emulator.faults import SPEC_HELP
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def run_async(coro: Coroutine[Any, Any, None]) -> None:
-    """Run ``coro`` on uvloop when it is installed, else on asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(coro)
 
 
 # -- emulator --------------------------------------------------------------------------
@@ -94,7 +83,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
         print("Press Ctrl-C to stop.", flush=True)
 
     try:
-        run_async(run_emulator(config, args.host, args.port, on_ready=ready))
+        run_loop(run_emulator(config, args.host, args.port, on_ready=ready))
     except KeyboardInterrupt:
         print("Stopped.")
     except OSError as exc:
