@@ -172,7 +172,7 @@ async def test_borrowed_session_is_not_closed(wesog_emulator: EmulatorServer) ->
 async def test_owned_session_is_closed(wesog_emulator: EmulatorServer) -> None:
     client = make_client(wesog_emulator)
     async with client:
-        session = client._session
+        session = client._transport._session
         assert session is not None
     assert session.closed
 
@@ -222,7 +222,6 @@ async def test_redirect_is_not_followed(aiohttp_server: ServerFactory) -> None:
         (409, ConflictError),
         (422, APIStatusError),
         (418, APIStatusError),
-        (500, ServerError),
     ],
 )
 async def test_error_statuses_are_typed_and_not_retried(
@@ -233,7 +232,31 @@ async def test_error_statuses_are_typed_and_not_retried(
         with pytest.raises(cls) as info:
             await client.images.get("a")
     assert info.value.status == status and info.value.detail == "nope"
-    assert len(server.seen) == 1, "only 429/502/503/504 and transport errors are retried"
+    assert len(server.seen) == 1, "only 408, 429, 5xx and transport errors are retried"
+
+
+@pytest.mark.parametrize("status", [408, 500, 501, 502, 503, 504, 599])
+async def test_reads_retry_408_and_every_5xx(aiohttp_server: ServerFactory, status: int) -> None:
+    server = await scripted(
+        aiohttp_server,
+        json_response(status, '{"detail": "transient"}'),
+        json_response(200, '{"image_id": "a", "src": "https://x/a.jpg"}'),
+    )
+    async with make_client(str(server.make_url(""))) as client:
+        image = await client.images.get("a")
+    assert image.image_id == "a"
+    assert len(server.seen) == 2
+
+
+async def test_a_read_failing_with_500_past_the_budget_is_a_server_error(
+    aiohttp_server: ServerFactory,
+) -> None:
+    server = await scripted(aiohttp_server, json_response(500, '{"detail": "down"}'))
+    async with make_client(str(server.make_url(""))) as client:
+        with pytest.raises(ServerError) as info:
+            await client.images.get("a")
+    assert info.value.status == 500
+    assert len(server.seen) == client.retry_policy.attempts
 
 
 async def test_unauthorized_key_against_the_emulator(wesog_emulator: EmulatorServer) -> None:

@@ -580,7 +580,7 @@ async def test_f25_no_leaked_tasks_or_connections_after_faults(emu: EmulatorServ
     client = client_for(emu, timeout=0.1)
     async with client:
         report = await client.images.ingest_all(records(500), batch_size=25)
-        session = client._session
+        session = client._transport._session
         assert session is not None
         connector = session.connector
     assert report.applied + report.unknown == 500

@@ -293,7 +293,7 @@ def test_no_warnings_on_close_with_pending_under_dev_mode(tmp_path: object) -> N
 
 
 def test_token_parsing_rejects_foreign_data() -> None:
-    from wesog_async._operations import parse_token
+    from wesog_async._future import parse_token
 
     assert parse_token('{"v":1,"op_id":5,"image_ids":["a"]}') == (5, ("a",))
     for bad in [

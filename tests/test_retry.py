@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wesog_async import PollPolicy, RetryPolicy
+from wesog_async import PollPolicy, RetryPolicy, _attempts
+from wesog_async._attempts import RequestKind
 from wesog_async._errors import (
     APIStatusError,
     ConnectError,
@@ -74,15 +75,72 @@ class Always:
 # -- should_retry --------------------------------------------------------------
 
 POLICY = RetryPolicy()
-ALL_STATUSES = [300, 302, 400, 401, 403, 404, 409, 413, 418, 422, 429, 500, 501, 502, 503, 504]
+ALL_STATUSES = [
+    300,
+    302,
+    400,
+    401,
+    403,
+    404,
+    408,
+    409,
+    413,
+    418,
+    422,
+    429,
+    500,
+    501,
+    502,
+    503,
+    504,
+    599,
+]
+NOT_APPLIED = {408, 429, 503}
+SERVER_ERRORS = {500, 501, 502, 503, 504, 599}
 
 
 @pytest.mark.parametrize("status", ALL_STATUSES)
 @pytest.mark.parametrize("resend_safe", [True, False])
 def test_should_retry_status_table(status: int, resend_safe: bool) -> None:
     # strict writes (not resend-safe): only statuses after which nothing was applied
-    expected = status in ({429, 502, 503, 504} if resend_safe else {429, 503})
+    expected = status in (NOT_APPLIED | SERVER_ERRORS if resend_safe else NOT_APPLIED)
     assert POLICY.should_retry(status_error(status), resend_safe=resend_safe) is expected
+
+
+@pytest.mark.parametrize("status", ALL_STATUSES)
+@pytest.mark.parametrize("kind", ["read", "poll", "write", "strict_write"])
+def test_retry_table_by_request_kind(status: int, kind: RequestKind) -> None:
+    retried = NOT_APPLIED if kind == "strict_write" else NOT_APPLIED | SERVER_ERRORS
+    assert POLICY.should_retry(status_error(status), kind=kind) is (status in retried)
+
+
+@pytest.mark.parametrize(
+    ("status", "maybe"),
+    [(200, True), (202, True), (400, False), (404, False), (408, False), (422, False),
+     (429, False), (500, True), (502, True), (503, False), (504, True), (599, True)],
+)  # fmt: skip
+def test_was_a_write_possibly_applied(status: int, maybe: bool) -> None:
+    assert _attempts.status_maybe_applied(status) is maybe
+    if status >= 400:
+        assert _attempts.maybe_applied(status_error(status)) is maybe
+
+
+@pytest.mark.parametrize(
+    ("exc", "maybe"),
+    [
+        (ConnectError("refused", method="POST", path="/imgs"), False),
+        (TransportError("reset", method="POST", path="/imgs"), True),
+        (ValueError("not ours"), False),
+    ],
+)
+def test_transport_failures_possibly_applied(exc: BaseException, maybe: bool) -> None:
+    assert _attempts.maybe_applied(exc) is maybe
+
+
+def test_kind_of() -> None:
+    assert _attempts.kind_of("GET", resend_safe=False) == "read"
+    assert _attempts.kind_of("POST", resend_safe=True) == "write"
+    assert _attempts.kind_of("DELETE", resend_safe=False) == "strict_write"
 
 
 @pytest.mark.parametrize(
@@ -120,7 +178,12 @@ def test_retry_after_up_to_the_cap_is_retried_above_it_is_not(
 
 def test_retry_after_on_a_non_retryable_status_does_not_make_it_retryable() -> None:
     assert not POLICY.should_retry(status_error(400, 1.0), resend_safe=True)
-    assert not POLICY.should_retry(status_error(500, 1.0), resend_safe=True)
+    assert not POLICY.should_retry(status_error(500, 1.0), resend_safe=False)
+
+
+@pytest.mark.parametrize("hint", [0.0, -1.0, -3600.0])
+def test_a_zero_negative_or_past_retry_after_falls_back_to_backoff(hint: float) -> None:
+    assert RetryPolicy().hinted_wait(status_error(429, hint)) is None
 
 
 def test_hinted_wait() -> None:
@@ -278,7 +341,7 @@ async def test_jitter_waits_count_against_the_budget() -> None:
         status_error(404),
         status_error(409),
         status_error(422),
-        status_error(500),
+        status_error(418),
         ResponseValidationError("bad body"),
         InvalidInputError("bad", field="src", index=0),
         RuntimeError("bug"),
@@ -370,17 +433,17 @@ async def test_on_retry_sees_each_error_and_its_delay(caplog: pytest.LogCaptureF
 @pytest.mark.parametrize(
     ("policy", "num_total", "learned", "expected"),
     [
-        (PollPolicy(per_item=0.002), 0, (None, None), 0.05),
-        (PollPolicy(per_item=0.002), 1, (None, None), 0.052),
-        (PollPolicy(per_item=0.002), 100, (None, None), 0.25),
-        (PollPolicy(per_item=0.002), 10**6, (None, None), 5.0),
-        (PollPolicy(first_delay=0.001, per_item=0), 5, (None, None), 0.01),
-        (PollPolicy(per_item=0.002), 10, (0.01, 0.2), 0.3),
-        (PollPolicy(per_item=0.002), 10, (0.01, None), 0.07),
-        (PollPolicy(per_item=0.002), 10, (None, 0.2), 0.07),
-        (PollPolicy(per_item=0.002, learn=False), 10, (0.01, 0.2), 0.07),
-        (PollPolicy(per_item=0.002), 10**6, (0.01, 0.2), 5.0),
-        (PollPolicy(per_item=0.002), 0, (0.0, 0.0), 0.01),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 0, (None, None), 0.05),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 1, (None, None), 0.052),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 100, (None, None), 0.25),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 10**6, (None, None), 5.0),
+        (PollPolicy(first_delay=0.001, min_delay=0.01, per_item=0), 5, (None, None), 0.01),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 10, (0.01, 0.2), 0.3),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 10, (0.01, None), 0.07),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 10, (None, 0.2), 0.07),
+        (PollPolicy(first_delay=0.05, per_item=0.002, learn=False), 10, (0.01, 0.2), 0.07),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 10**6, (0.01, 0.2), 5.0),
+        (PollPolicy(first_delay=0.05, min_delay=0.01, per_item=0.002), 0, (0.0, 0.0), 0.01),
         (PollPolicy(per_item=0.002, max_delay=1.0), 10**6, (None, None), 1.0),
     ],
 )
@@ -398,7 +461,7 @@ def test_poll_first(
     [(-1.0, 0.01), (0.0, 0.01), (0.01, 0.01), (1.0, 1.0), (5.0, 5.0), (9e9, 5.0)],
 )
 def test_poll_clamp(delay: float, expected: float) -> None:
-    assert PollPolicy().clamp(delay) == expected
+    assert PollPolicy(min_delay=0.01).clamp(delay) == expected
 
 
 def test_poll_backoff_grows_by_growth_then_caps() -> None:

@@ -34,11 +34,13 @@ from wesog_async._errors import (
     OperationTimeoutError,
     OutcomeUnknownError,
     RateLimitError,
+    ResponseTooLargeError,
     ResponseValidationError,
     ServerError,
     TransportError,
     WesogError,
 )
+from wesog_async._future import OperationFuture, as_completed, gather_operations
 from wesog_async._inputs import open_records
 from wesog_async._journal import Journal
 from wesog_async._models import (
@@ -52,7 +54,6 @@ from wesog_async._models import (
     SearchPage,
     TagResult,
 )
-from wesog_async._operations import OperationFuture, as_completed, gather_operations
 from wesog_async._retry import PollPolicy, RetryPolicy
 
 try:
@@ -92,6 +93,7 @@ __all__ = [
     "Progress",
     "RateLimitError",
     "RecordError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "RetryPolicy",
     "SearchPage",

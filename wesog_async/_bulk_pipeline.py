@@ -38,8 +38,8 @@ from wesog_async._retry import PollPolicy
 
 if TYPE_CHECKING:
     from wesog_async._client import WesogClient
-    from wesog_async._images import WriteMethod
-    from wesog_async._operations import OperationFuture
+    from wesog_async._future import OperationFuture
+    from wesog_async._submit import WriteMethod
 
 logger = logging.getLogger("wesog_async")
 _dumps: Final = _jsonlib.dumps
@@ -134,14 +134,12 @@ class Pipeline:
         self.t0 = 0.0
         self.t_end: float | None = None
         self.last_progress = 0.0
-        self.seen_throttles = 0
 
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.t0 = time.perf_counter()
-        self.seen_throttles = self.client.stats_counters.throttles
         self.driver = loop.create_task(self._drive(), name="wesog_async-ingest")
 
     async def stop(self, completed: bool) -> None:
@@ -582,7 +580,7 @@ class Pipeline:
                 self.fatal = exc
             out.append((batch, exc))
         except RuntimeError as exc:
-            if not self.client._closed:
+            if not self.client.closed:
                 raise
             error = ClientClosedError("the client was closed during the ingestion")
             error.__cause__ = exc
@@ -592,9 +590,16 @@ class Pipeline:
         return out
 
     async def _submit_one(self, batch: Batch) -> OperationFuture:
-        client = self.client
+        throttled = False
+
+        def on_throttle() -> None:
+            # This ingestion's own 429s, not the client's: another task's
+            # throttles must not halve this one's in-flight limit.
+            nonlocal throttled
+            throttled = True
+
         try:
-            fut = await client.images.submit(
+            fut = await self.client.submitter.submit(
                 self.method,
                 wire.PATH_IMAGES,
                 None,
@@ -605,17 +610,16 @@ class Pipeline:
                 lang=self.lang,
                 poll=self.poll,
                 encoded=batch.body(),
+                on_throttle=on_throttle,
             )
         except RateLimitError:
-            self._check_throttle(force=True)
+            self._check_throttle(throttled=True)
             raise
-        self._check_throttle()
+        self._check_throttle(throttled=throttled)
         return fut
 
-    def _check_throttle(self, *, force: bool = False) -> None:
-        throttles = self.client.stats_counters.throttles
-        if force or throttles != self.seen_throttles:
-            self.seen_throttles = throttles
+    def _check_throttle(self, *, throttled: bool) -> None:
+        if throttled:
             self.in_flight.throttled()
             logger.info("throttled: at most %d write requests in flight", self.in_flight.limit)
         else:

@@ -7,7 +7,8 @@
     │                              (also a ValueError; names the index and field)
     ├── TransportError             no usable response (connect, reset, timeout)
     │   ├── ConnectError           the connection failed: nothing was sent
-    │   └── OutcomeUnknownError    a write may or may not have been applied
+    │   ├── OutcomeUnknownError    a write may or may not have been applied
+    │   └── ResponseTooLargeError  a body passed its route's size cap
     ├── APIStatusError             non-2xx; .status .detail .retry_after
     │   ├── BadRequestError        400 / 413 / 422 (FastAPI detail list kept)
     │   ├── AuthenticationError    401 / 403
@@ -20,7 +21,7 @@
     │   ├── OperationTimeoutError  the caller's deadline passed (also a TimeoutError)
     │   ├── OperationFailedError   finished with failed items (when asked to raise)
     │   └── OperationNotFoundError the server no longer knows the op (404)
-    └── ClientClosedError          the client closed while operations were pending
+    └── ClientClosedError          the client closed while operations or writes were pending
 
 No aiohttp, cattrs or tenacity exception escapes: they are chained with
 ``raise ... from``. No error carries request headers, so the API key never
@@ -260,11 +261,32 @@ class OperationNotFoundError(OperationError):
 
 
 class ClientClosedError(WesogError):
-    """The client was closed while operations were still pending.
+    """The client was closed while operations or requests were still pending.
 
-    ``op_ids`` lists them; they go on server-side and can be followed later.
+    ``op_ids`` lists pending operations; they go on server-side and can be
+    followed later. For a write cut off by the close, ``image_ids`` are its
+    records and ``maybe_applied`` tells whether the request had left (its
+    outcome is then unknown).
     """
 
-    def __init__(self, message: str, *, op_ids: Sequence[int | None] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        op_ids: Sequence[int | None] = (),
+        image_ids: Sequence[str] = (),
+        maybe_applied: bool = False,
+    ) -> None:
         super().__init__(message)
         self.op_ids = tuple(op_ids)
+        self.image_ids = tuple(image_ids)
+        self.maybe_applied = maybe_applied
+
+
+class ResponseTooLargeError(TransportError):
+    """A response body passed the size cap of its route (checked while reading,
+    after decompression); ``limit`` is the cap in bytes."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", limit: int) -> None:
+        super().__init__(message, method=method, path=path)
+        self.limit = limit

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from wesog_async import _sansio
 from wesog_async import _wire as wire
-from wesog_async._client import json_body
-from wesog_async._convert import structure_image, structure_operation, structure_search_page
-from wesog_async._errors import (
-    ConnectError,
-    OutcomeUnknownError,
-    ResponseValidationError,
-    TransportError,
-)
+from wesog_async._convert import structure_image, structure_search_page
+from wesog_async._errors import ResponseValidationError
+from wesog_async._future import OperationFuture
 from wesog_async._models import IMAGE_FIELDS, Image, ImageInput, SearchPage
-from wesog_async._operations import OperationFuture
 from wesog_async._retry import PollPolicy, RetryPolicy
+from wesog_async._submit import Submitter, WriteMethod
+from wesog_async._transport import Transport
 
 if TYPE_CHECKING:
     from wesog_async._bulk import IngestMode, IngestReport, Outcome
     from wesog_async._client import WesogClient
 
 ImageRecord = ImageInput | Mapping[str, Any]
-WriteMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
 _IMAGE_FIELDS = frozenset(IMAGE_FIELDS)
 
 
@@ -37,8 +32,13 @@ class ImagesAPI:
     keyword-only; ``wait`` and ``strict`` are always sent.
     """
 
-    def __init__(self, client: WesogClient) -> None:
-        self._client = client
+    def __init__(
+        self, transport: Transport, submitter: Submitter, *, max_batch_items: int, client: Any
+    ) -> None:
+        self._transport = transport
+        self._submitter = submitter
+        self._max_batch_items = max_batch_items
+        self._client: WesogClient = client
 
     # -- writes: one image -----------------------------------------------------
 
@@ -59,7 +59,7 @@ class ImagesAPI:
         (upsert); with ``strict=True`` it is an item error.
         """
         image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
-        return await self.submit(
+        return await self._submitter.submit(
             "POST", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
         )  # fmt: skip
@@ -77,7 +77,7 @@ class ImagesAPI:
     ) -> OperationFuture:
         """Replace one image (``PUT /imgs/{id}``): fields not sent are cleared."""
         image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
-        return await self.submit(
+        return await self._submitter.submit(
             "PUT", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
         )  # fmt: skip
@@ -95,7 +95,7 @@ class ImagesAPI:
     ) -> OperationFuture:
         """Modify one image (``PATCH /imgs/{id}``): only the fields sent change."""
         image_id, body = _sansio.image_body(image, require_src=False, keep_id=False)
-        return await self.submit(
+        return await self._submitter.submit(
             "PATCH", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
         )  # fmt: skip
@@ -115,7 +115,7 @@ class ImagesAPI:
         With ``strict=False`` a missing id is skipped and counted as good.
         """
         _sansio.check_image_id(image_id, field="image_id")
-        return await self.submit(
+        return await self._submitter.submit(
             "DELETE", _sansio.image_path(image_id), None, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
         )  # fmt: skip
@@ -178,8 +178,8 @@ class ImagesAPI:
     ) -> OperationFuture:
         """Delete N images in one operation (``DELETE /imgs``, body: array of ids)."""
         ids = [_sansio.check_image_id(i, index=n) for n, i in enumerate(image_ids)]
-        _sansio.check_batch_ids(ids, max_items=self._client.max_batch_items)
-        return await self.submit(
+        _sansio.check_batch_ids(ids, max_items=self._max_batch_items)
+        return await self._submitter.submit(
             "DELETE", wire.PATH_IMAGES, ids, tuple(ids),
             wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
         )  # fmt: skip
@@ -200,109 +200,11 @@ class ImagesAPI:
             _sansio.image_body(r, require_src=require_src, index=n) for n, r in enumerate(images)
         ]
         ids = [image_id for image_id, _ in checked]
-        _sansio.check_batch_ids(ids, max_items=self._client.max_batch_items)
-        return await self.submit(
+        _sansio.check_batch_ids(ids, max_items=self._max_batch_items)
+        return await self._submitter.submit(
             method, wire.PATH_IMAGES, [body for _, body in checked], tuple(ids),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
         )  # fmt: skip
-
-    async def submit(
-        self,
-        method: WriteMethod,
-        path: str,
-        body: Any,
-        image_ids: Sequence[str],
-        *,
-        wait: bool,
-        urgent: bool,
-        strict: bool,
-        lang: str | None,
-        poll: PollPolicy | None = None,
-        retry: RetryPolicy | None = None,
-        encoded: bytes | None = None,
-    ) -> OperationFuture:
-        """Send one checked write and return its future (the request path shared
-        by every write method and by :meth:`ingest`).
-
-        A 2xx answer without an operation id, or an ambiguous transport failure
-        of a ``strict=True`` write, raises :class:`OutcomeUnknownError`.
-        """
-        client = self._client
-        params = _sansio.write_params(
-            wait=wait, urgent=urgent, strict=strict, lang=lang, allow_lang=method != "DELETE"
-        )
-        data = encoded if encoded is not None else (None if body is None else json_body(body))
-        try:
-            resp = await client.request(
-                method,
-                path,
-                params=params,
-                body=data,
-                resend_safe=not strict,
-                long_wait=wait,
-                retry=retry,
-            )
-        except (OutcomeUnknownError, ConnectError):
-            raise
-        except TransportError as exc:
-            raise OutcomeUnknownError(
-                f"{exc.reason}; the write may or may not have been applied",
-                method=method,
-                path=path,
-                image_ids=image_ids,
-            ) from exc
-        try:
-            parsed = resp.json()
-        except ResponseValidationError:
-            raise OutcomeUnknownError(
-                f"the server accepted the write (HTTP {resp.status}) but its body is not JSON",
-                method=method,
-                path=path,
-                raw_body=resp.body,
-                image_ids=image_ids,
-            ) from None
-        op_id = _sansio.extract_op_id(parsed)
-        initial = None
-        # A queued operation's first status says nothing the first poll will not:
-        # skip structuring it (CPU and memory per pending op, BENCH W1/W3).
-        queued = op_id is not None and not wait and _get(parsed, "is_finished") is False
-        if isinstance(parsed, Mapping) and not queued:
-            try:
-                initial = structure_operation(parsed, body=resp.body)
-            except ResponseValidationError:
-                initial = None  # D1: a body holding only the op id is fine
-        client.stats_counters.submitted += 1
-        poller = client.poller
-        raise_on_failure = client.raise_on_failure
-        if initial is not None and initial.is_finished:
-            # D2: wait=true (or an instant server) — resolved without polling.
-            tracked = poller.resolved(
-                initial.with_op_id(op_id),
-                tuple(image_ids),
-                poll or client.poll_policy,
-            )
-            return OperationFuture(
-                tracked, image_ids, raise_on_failure=raise_on_failure, resent=resp.resent
-            )
-        if op_id is None:
-            raise OutcomeUnknownError(
-                f"the server accepted the write (HTTP {resp.status}) but named no operation id",
-                method=method,
-                path=path,
-                raw_body=resp.body,
-                image_ids=image_ids,
-            )
-        tracked = poller.track(
-            op_id,
-            initial=initial.with_op_id(op_id) if initial is not None else None,
-            num_total=len(image_ids),
-            image_ids=tuple(image_ids),
-            policy=poll,
-            retry=retry,
-        )
-        return OperationFuture(
-            tracked, image_ids, raise_on_failure=raise_on_failure, resent=resp.resent
-        )
 
     # -- reads -----------------------------------------------------------------
 
@@ -321,8 +223,8 @@ class ImagesAPI:
             params = [
                 (wire.Q_FIELDS, f) for f in _sansio._check_choices("fields", fields, _IMAGE_FIELDS)
             ]
-        resp = await self._client.request(
-            "GET", _sansio.image_path(image_id), params=params, resend_safe=True, retry=retry
+        resp = await self._transport.request(
+            "GET", _sansio.image_path(image_id), kind="read", params=params, retry=retry
         )
         return structure_image(resp.json(), body=resp.body)
 
@@ -349,8 +251,8 @@ class ImagesAPI:
             q=q, page=page, limit=limit, sort_by=sort_by, sort_order=sort_order,
             fields=fields, facets=facets, count=count, lang=lang, image_fields=_IMAGE_FIELDS,
         )  # fmt: skip
-        resp = await self._client.request(
-            "GET", wire.PATH_IMAGES, params=params, resend_safe=True, retry=retry
+        resp = await self._transport.request(
+            "GET", wire.PATH_IMAGES, kind="read", params=params, retry=retry
         )
         return structure_search_page(resp.json(), page=page, limit=limit, body=resp.body)
 
@@ -365,19 +267,44 @@ class ImagesAPI:
         lang: str | None = None,
         max_pages: int | None = None,
     ) -> AsyncIterator[Image]:
-        """Every result across pages, fetched ``limit`` at a time, until a short
-        page. Results that change between pages may be skipped or repeated (the
-        API pages by offset)."""
+        """Every result across pages, ``limit`` at a time.
+
+        The first page asks for the total ``count``; iteration ends at that
+        count, at an empty page, or at a page shorter than the server's own
+        page size (a server may cap ``limit``). A page that repeats the one
+        before (a server ignoring ``page``) raises
+        :class:`ResponseValidationError`. Results that change between pages
+        may be skipped or repeated (the API pages by offset).
+        """
         fields = list(fields) if fields is not None else None
         page = 1
+        seen = 0
+        total: int | None = None
+        page_size: int | None = None
+        previous: list[str | None] | None = None
         while max_pages is None or page <= max_pages:
             result = await self.search(
                 q, page=page, limit=limit, sort_by=sort_by, sort_order=sort_order,
-                fields=fields, lang=lang,
+                fields=fields, lang=lang, count=True if page == 1 else None,
             )  # fmt: skip
+            if page == 1 and result.count is not None:
+                total = result.count
+            ids = [image.image_id for image in result.results]
+            if not ids:
+                return
+            if previous is not None and ids == previous and any(i is not None for i in ids):
+                raise ResponseValidationError(
+                    f"search page {page} repeats page {page - 1}: the server ignores paging"
+                )
+            previous = ids
             for image in result.results:
                 yield image
-            if len(result.results) < limit:
+            seen += len(ids)
+            if total is not None and seen >= total:
+                return
+            if page_size is None:
+                page_size = min(limit, len(ids))
+            if len(ids) < page_size:
                 return
             page += 1
 

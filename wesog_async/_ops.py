@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from wesog_async import _sansio
 from wesog_async import _wire as wire
 from wesog_async._convert import structure_operation
 from wesog_async._errors import ResponseValidationError
+from wesog_async._future import OperationFuture, parse_token
 from wesog_async._models import Operation
-from wesog_async._operations import OperationFuture, parse_token
 from wesog_async._retry import PollPolicy
-
-if TYPE_CHECKING:
-    from wesog_async._client import WesogClient
+from wesog_async._submit import Submitter
+from wesog_async._transport import Transport
 
 
 class OpsAPI:
     """``client.ops``: the operation endpoints."""
 
-    def __init__(self, client: WesogClient) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, submitter: Submitter) -> None:
+        self._transport = transport
+        self._submitter = submitter
 
     async def get(self, op_id: int) -> Operation:
         """The current status of one operation (``GET /ops/{op_id}``).
@@ -29,7 +28,7 @@ class OpsAPI:
         Raises :class:`NotFoundError` for an unknown (or another tenant's) id.
         """
         _check_op_id(op_id)
-        resp = await self._client.request("GET", _sansio.op_path(op_id), resend_safe=True)
+        resp = await self._transport.request("GET", _sansio.op_path(op_id), kind="read")
         op = structure_operation(resp.json(), body=resp.body)
         return op.with_op_id(op_id)
 
@@ -44,8 +43,8 @@ class OpsAPI:
             if type(page) is not int or page < 1:
                 raise ValueError(f"page must be an int >= 1, got {page!r}")
             params.append((wire.Q_PAGE, str(page)))
-        resp = await self._client.request(
-            "GET", wire.PATH_OPS, params=params or None, resend_safe=True
+        resp = await self._transport.request(
+            "GET", wire.PATH_OPS, kind="read", params=params or None
         )
         data = resp.json()
         # Tolerate a wrapped list ({"results": [...]}) as well as the bare array.
@@ -65,7 +64,7 @@ class OpsAPI:
         """
         _check_op_id(op_id)
         # Cancelling twice is harmless, so the request may be resent.
-        resp = await self._client.request("DELETE", _sansio.op_path(op_id), resend_safe=True)
+        resp = await self._transport.request("DELETE", _sansio.op_path(op_id), kind="write")
         op = structure_operation(resp.json(), body=resp.body)
         return op.with_op_id(op_id)
 
@@ -88,15 +87,7 @@ class OpsAPI:
         else:
             op_id = op_id_or_token
             _check_op_id(op_id)
-        tracked = self._client.poller.track(
-            op_id,
-            initial=None,
-            num_total=len(image_ids),
-            image_ids=tuple(image_ids),
-            policy=poll,
-            learnable=False,
-        )
-        return OperationFuture(tracked, image_ids, raise_on_failure=self._client.raise_on_failure)
+        return self._submitter.follow(op_id, image_ids=image_ids, poll=poll)
 
     async def wait(self, op_id: int, *, timeout: float | None = None) -> Operation:  # noqa: ASYNC109
         """Follow ``op_id`` until it finishes (see :meth:`follow`)."""

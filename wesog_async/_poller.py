@@ -1,21 +1,19 @@
-"""The client's single poller task.
+"""The client's single poller.
 
-One task per client follows every pending operation: a heap of
-``(next poll time, op id)``, polling whatever is due with a bounded number of
-polls in flight. Several futures on one operation share one poll stream, and a
-finished operation is never polled again.
+One scheduler task per client follows every pending operation: a heap of
+``(next poll time, op id)``; what is due goes to a fixed set of poll workers
+(``max_in_flight``). Several futures on one operation share one poll stream,
+and a finished operation is never polled again. When to poll is decided by
+:mod:`wesog_async._schedule`; how a poll is sent and retried by the transport.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
-import math
 import random
-from typing import TYPE_CHECKING
 
 import attrs
 
@@ -30,18 +28,12 @@ from wesog_async._errors import (
     WesogError,
 )
 from wesog_async._models import Operation
-from wesog_async._retry import PollPolicy, RetryPolicy, call_with_retries
-
-if TYPE_CHECKING:
-    from wesog_async._client import WesogClient
+from wesog_async._retry import PollPolicy, RetryPolicy
+from wesog_async._schedule import Kind, Schedule, kind_of
+from wesog_async._stats import ClientStats
+from wesog_async._transport import Response, Transport
 
 logger = logging.getLogger("wesog_async")
-
-# Weight of the newest observation in the learned completion time.
-_LEARN_ALPHA = 0.3
-# Aim the first poll this much after the server-reported completion time (a
-# round trip on a LAN, a few jitters of the event loop).
-_LEARN_MARGIN = 0.005
 
 
 @attrs.define(eq=False)
@@ -62,6 +54,7 @@ class Tracked:
     progress_done: int = 0
     learnable: bool = True
     retry: RetryPolicy | None = None
+    kind: Kind = ("", 1)
 
 
 def _mark_retrieved(fut: asyncio.Future[Operation]) -> None:
@@ -70,28 +63,36 @@ def _mark_retrieved(fut: asyncio.Future[Operation]) -> None:
         fut.exception()
 
 
+def _parse_status(resp: Response) -> Operation:
+    return structure_operation(resp.json(), body=resp.body)
+
+
 class Poller:
     """Follows every pending operation of one client."""
 
-    def __init__(self, client: WesogClient, *, max_in_flight: int = 16) -> None:
-        self._client = client
+    def __init__(
+        self,
+        transport: Transport,
+        stats: ClientStats,
+        policy: PollPolicy,
+        *,
+        max_in_flight: int = 16,
+    ) -> None:
+        self._transport = transport
+        self._stats = stats
+        self._policy = policy
         self._loop = asyncio.get_running_loop()
         self._tracked: dict[int, Tracked] = {}
         self._heap: list[tuple[float, int, int]] = []
         self._seq = itertools.count()
-        self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Future[None] | None = None
+        self._due: asyncio.Queue[Tracked] = asyncio.Queue()
+        self._max_in_flight = max_in_flight
+        self._workers: list[asyncio.Task[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._rng = random.Random()
-        # Learned log-ratio of observed completion time over the policy's guess.
-        self._log_ratio: float | None = None
-        # Learned mean absolute deviation of that log-ratio (0: ops take fixed time).
-        self._log_spread = 0.0
-        # Before anything is learned: the greatest age at which an op was seen
-        # still running with no item done (a lower bound for the others).
-        self._unfinished_age = 0.0
+        self.schedule = Schedule()
 
     @property
     def pending_count(self) -> int:
@@ -117,6 +118,7 @@ class Poller:
         policy: PollPolicy | None = None,
         learnable: bool = True,
         retry: RetryPolicy | None = None,
+        method: str = "",
     ) -> Tracked:
         """Follow ``op_id``; an op already followed shares its poll stream."""
         if self._closing:
@@ -124,28 +126,21 @@ class Poller:
         existing = self._tracked.get(op_id)
         if existing is not None:
             return existing
+        policy = policy or self._policy
         if initial is not None and initial.is_finished:
-            return self.resolved(
-                initial.with_op_id(op_id), image_ids, policy or self._client.poll_policy
-            )
-        policy = policy or self._client.poll_policy
+            return self.resolved(initial.with_op_id(op_id), image_ids, policy)
         fut: asyncio.Future[Operation] = self._loop.create_future()
         fut.add_done_callback(_mark_retrieved)
         if initial is not None:
             num_total = initial.num_total
+        kind = kind_of(method, num_total)
         tracked = Tracked(
-            op_id,
-            fut,
-            num_total,
-            policy,
-            image_ids,
-            latest=initial,
-            submitted_at=self._loop.time(),
-            learnable=learnable,
-            retry=retry,
-        )
+            op_id, fut, num_total, policy, image_ids,
+            latest=initial, submitted_at=self._loop.time(), learnable=learnable,
+            retry=retry, kind=kind,
+        )  # fmt: skip
         tracked.first_delay = (
-            self._first_delay(policy, num_total)
+            self.schedule.first_delay(policy, kind, num_total)
             if learnable
             else policy.first(num_total, None, None)
         )
@@ -154,135 +149,113 @@ class Poller:
         self._ensure_running()
         return tracked
 
-    def _first_delay(self, policy: PollPolicy, num_total: int) -> float:
-        guess = policy.first(num_total, None, None)
-        if policy.learn and self._log_ratio is not None:
-            # Aim below the typical completion time by the observed spread:
-            # fixed-time operations get one poll, variable ones an early first
-            # look instead of a late one.
-            return policy.clamp(guess * math.exp(self._log_ratio - self._log_spread))
-        return guess
-
-    def _learned_due(self, tracked: Tracked, due: float) -> float | None:
-        """A later poll time for an op that shows no progress yet, when what this
-        client learned says it will not be finished at ``due`` (else ``None``)."""
-        policy = tracked.policy
-        if not (tracked.learnable and policy.learn):
-            return None
-        latest = tracked.latest
-        if latest is not None and latest.num_good + latest.num_bad:
-            return None  # items done: progress-aware scheduling takes over
-        if self._log_ratio is not None:
-            expected = tracked.submitted_at + self._first_delay(policy, tracked.num_total)
-        elif self._unfinished_age > due - tracked.submitted_at:
-            # Nothing finished yet, but an older op was still running at this
-            # age: a younger one will not be done sooner.
-            expected = tracked.submitted_at + self._unfinished_age
-        else:
-            return None
-        later = min(expected, due + policy.max_delay)
-        return later if later > due + policy.min_delay else None
-
-    def _learn(self, tracked: Tracked) -> None:
-        if not (tracked.learnable and tracked.policy.learn):
-            return
-        op = tracked.latest
-        if op is not None and op.idle_ms is not None and op.exec_ms is not None:
-            # The server's own timing: when the op really finished. The time
-            # this client saw it finished is never earlier than its first poll,
-            # so learning from that only ever pushes the first poll later.
-            observed = (op.idle_ms + op.exec_ms) / 1000.0 + _LEARN_MARGIN
-        else:
-            observed = self._loop.time() - tracked.submitted_at
-        guess = tracked.policy.first(tracked.num_total, None, None)
-        if observed <= 0 or guess <= 0:
-            return
-        # Aim at the median completion time: a geometric (log-space) average.
-        sample = math.log(observed / guess)
-        if self._log_ratio is None:
-            self._log_ratio = sample
-        else:
-            deviation = abs(sample - self._log_ratio)
-            self._log_ratio += _LEARN_ALPHA * (sample - self._log_ratio)
-            self._log_spread += _LEARN_ALPHA * (deviation - self._log_spread)
-
     def _schedule(self, tracked: Tracked, delay: float) -> None:
         assert tracked.op_id is not None
-        heapq.heappush(self._heap, (self._loop.time() + delay, next(self._seq), tracked.op_id))
-        self._wakeup.set()
+        due = self._loop.time() + delay
+        heap = self._heap
+        if not heap or due < heap[0][0]:
+            self._wakeup()
+        heapq.heappush(heap, (due, next(self._seq), tracked.op_id))
+
+    def _wakeup(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
             self._task = self._loop.create_task(self._run(), name="wesog_async-poller")
+        while len(self._workers) < self._max_in_flight:
+            n = len(self._workers)
+            self._workers.append(
+                self._loop.create_task(self._worker(), name=f"wesog_async-poll-worker-{n}")
+            )
 
     # -- the loop ----------------------------------------------------------------
 
+    async def _sleep_until(self, when: float | None) -> None:
+        # A future resolved by a timer or by _wakeup: waking up raises nothing.
+        wake = self._wake = self._loop.create_future()
+        handle = self._loop.call_at(when, _resolve, wake) if when is not None else None
+        try:
+            await wake
+        finally:
+            self._wake = None
+            if handle is not None:
+                handle.cancel()
+
     async def _run(self) -> None:
+        heap = self._heap
+        loop = self._loop
         while True:
-            self._wakeup.clear()
-            if not self._heap:
+            if not heap:
                 if not self._tracked:
                     return  # restarted by the next track()
-                await self._wakeup.wait()
+                await self._sleep_until(None)
                 continue
-            due, _, op_id = self._heap[0]
-            delay = due - self._loop.time()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wakeup.wait()
+            due, _, op_id = heap[0]
+            now = loop.time()
+            if due > now:
+                await self._sleep_until(due)
                 continue
-            heapq.heappop(self._heap)
+            heapq.heappop(heap)
             tracked = self._tracked.get(op_id)
             if tracked is None or tracked.future.done():
                 continue
-            later = self._learned_due(tracked, due)
+            later = self._held_until(tracked, due, now)
             if later is not None:
-                # Scheduled before this client had learned how long operations
-                # take: wait for the learned finish instead of polling for nothing.
-                heapq.heappush(self._heap, (later, next(self._seq), op_id))
+                heapq.heappush(heap, (later, next(self._seq), op_id))
                 continue
-            await self._slots.acquire()
-            task = self._loop.create_task(self._poll(tracked), name=f"wesog_async-poll-{op_id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._due.put_nowait(tracked)
+
+    def _held_until(self, tracked: Tracked, due: float, now: float) -> float | None:
+        if not tracked.learnable:
+            return None
+        policy = tracked.policy
+        if tracked.polls == 0:
+            est = self.schedule.estimate(tracked.kind)
+            if est is None or not policy.learn:
+                return None
+            # Scheduled before this kind was learned: go for the learned finish.
+            learned = tracked.submitted_at + self.schedule.first_delay(
+                policy, tracked.kind, tracked.num_total
+            )
+            later = min(learned, due + policy.max_delay)
+            return later if later > due + policy.min_delay else None
+        latest = tracked.latest
+        if latest is not None and latest.num_good + latest.num_bad:
+            return None  # items done: progress-aware scheduling takes over
+        return self.schedule.held_until(policy, tracked.kind, tracked.submitted_at, due, now)
+
+    async def _worker(self) -> None:
+        while True:
+            tracked = await self._due.get()
+            if not tracked.future.done():
+                await self._poll(tracked)
 
     async def _poll(self, tracked: Tracked) -> None:
-        client = self._client
         op_id = tracked.op_id
         assert op_id is not None
-        path = _sansio.op_path(op_id)
-        policy = tracked.retry or client.retry_policy
+        stats = self._stats
 
-        async def attempt() -> Operation:
-            client.stats_counters.polls += 1
+        def attempted() -> None:
+            stats.polls += 1
             tracked.polls += 1
-            resp = await client.request("GET", path, resend_safe=True, retry=_ONE_ATTEMPT)
-            return structure_operation(resp.json(), body=resp.body)
 
-        def on_retry(exc: BaseException, _delay: float) -> None:
-            client.stats_counters.poll_retries += 1
+        def retried(_exc: BaseException) -> None:
+            stats.poll_retries += 1
 
         try:
-            op = await call_with_retries(
-                attempt,
-                policy=policy,
-                resend_safe=True,
-                retry_invalid_body=True,
-                sleep=client._sleep,
-                name=f"poll op {op_id}",
-                on_retry=on_retry,
-            )
+            op = await self._transport.call(
+                "GET", _sansio.op_path(op_id), _parse_status, kind="poll",
+                retry=tracked.retry, on_attempt=attempted, on_retry=retried,
+            )  # fmt: skip
         except NotFoundError as exc:
+            held = f"; it covered {len(tracked.image_ids)} records" if tracked.image_ids else ""
             self._fail(
                 tracked,
                 OperationNotFoundError(
-                    f"operation {op_id} is unknown to the server (404)"
-                    + (
-                        f"; it covered {len(tracked.image_ids)} records"
-                        if tracked.image_ids
-                        else ""
-                    ),
+                    f"operation {op_id} is unknown to the server (404){held}",
                     op_id=op_id,
                     image_ids=tracked.image_ids,
                 ),
@@ -304,7 +277,9 @@ class Poller:
                 cause=exc,
             )
             return
-        except WesogError as exc:
+        except (WesogError, RuntimeError) as exc:
+            if self._closing or self._transport.closed:
+                return  # close() fails the future with ClientClosedError
             # Name the operation: the bare cause (a reset, a 5xx) does not.
             self._fail(
                 tracked,
@@ -315,8 +290,6 @@ class Poller:
                 cause=exc,
             )
             return
-        finally:
-            self._slots.release()
         self._observe(tracked, op.with_op_id(op_id))
 
     def _observe(self, tracked: Tracked, op: Operation) -> None:
@@ -324,38 +297,42 @@ class Poller:
             return
         previous = tracked.latest
         tracked.latest = op
-        if not op.is_finished and op.num_good + op.num_bad == 0 and tracked.learnable:
-            age = self._loop.time() - tracked.submitted_at
-            self._unfinished_age = max(self._unfinished_age, age)
+        now = self._loop.time()
         if op.is_finished:
             if tracked.op_id is not None:
                 self._tracked.pop(tracked.op_id, None)
-            self._learn(tracked)
+            if tracked.learnable:
+                self.schedule.learn(
+                    tracked.policy, tracked.kind, tracked.num_total,
+                    submitted_at=tracked.submitted_at, now=now,
+                    idle_ms=op.idle_ms, exec_ms=op.exec_ms,
+                )  # fmt: skip
             self._count_finished(op)
             tracked.future.set_result(op)
             return
-        self._schedule(tracked, self._next_delay(tracked, previous, op))
+        if op.num_good + op.num_bad == 0 and tracked.learnable:
+            self.schedule.seen_running(tracked.policy, tracked.kind, tracked.submitted_at, now)
+        self._schedule(tracked, self._next_delay(tracked, previous, op, now))
 
-    def _next_delay(self, tracked: Tracked, previous: Operation | None, op: Operation) -> float:
+    def _next_delay(
+        self, tracked: Tracked, previous: Operation | None, op: Operation, now: float
+    ) -> float:
         policy = tracked.policy
-        now = self._loop.time()
         done = op.num_good + op.num_bad
         if done > tracked.progress_done and done < op.num_total:
-            # Two observations of progress give a rate: aim at the predicted end.
-            if tracked.progress_at is not None and previous is not None:
-                rate = (done - tracked.progress_done) / max(now - tracked.progress_at, 1e-6)
-                remaining = (op.num_total - done) / rate
-                tracked.progress_at, tracked.progress_done = now, done
-                tracked.polls_without_progress = 0
-                return policy.clamp(remaining * 1.05)
+            at = tracked.progress_at
+            before = tracked.progress_done
             tracked.progress_at, tracked.progress_done = now, done
+            if at is not None and previous is not None:
+                tracked.polls_without_progress = 0
+                return Schedule.toward_finish(policy, before, at, done, op.num_total, now)
         tracked.polls_without_progress += 1
-        return policy.backoff(
-            max(tracked.first_delay, policy.min_delay), tracked.polls_without_progress, self._rng
+        return Schedule.backoff(
+            policy, tracked.first_delay, tracked.polls_without_progress, self._rng
         )
 
     def _count_finished(self, op: Operation) -> None:
-        stats = self._client.stats_counters
+        stats = self._stats
         stats.finished += 1
         stats.items_good += op.num_good
         stats.items_bad += op.num_bad
@@ -391,13 +368,16 @@ class Poller:
             for tracked in pending:
                 tracked.future.set_exception(error)
         self._tracked.clear()
-        tasks = [t for t in (self._task, *self._in_flight) if t is not None and not t.done()]
+        tasks = [t for t in (self._task, *self._workers) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-_ONE_ATTEMPT = RetryPolicy(attempts=1)
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
 
 __all__ = ["Poller", "Tracked"]

@@ -26,26 +26,17 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential,
     wait_random_exponential,
 )
 
-from wesog_async._errors import (
-    APIStatusError,
-    ConnectError,
-    ResponseValidationError,
-    TransportError,
-)
+from wesog_async import _attempts
+from wesog_async._attempts import RequestKind
+from wesog_async._errors import APIStatusError, ResponseValidationError
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
 logger = logging.getLogger("wesog_async")
-
-#: Statuses that mean "not now, try again".
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-#: Statuses after which the server certainly did not apply the request.
-NOT_APPLIED_STATUSES = frozenset({429, 503})
 
 
 @attrs.frozen(kw_only=True)
@@ -64,28 +55,30 @@ class RetryPolicy:
     backoff_max: float = attrs.field(default=8.0, validator=attrs.validators.gt(0))
     retry_after_cap: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
 
-    def should_retry(self, exc: BaseException, *, resend_safe: bool) -> bool:
-        """Whether ``exc`` is worth another attempt.
+    def should_retry(
+        self, exc: BaseException, *, resend_safe: bool = True, kind: RequestKind | None = None
+    ) -> bool:
+        """Whether ``exc`` is worth another attempt for a request of ``kind``
+        (the table of :mod:`wesog_async._attempts`); without ``kind``,
+        ``resend_safe=False`` means a ``strict=true`` write.
 
-        ``resend_safe`` is False for ``strict=true`` writes: they are retried
-        only when the server certainly did not apply them (connect errors, 429,
-        503), never after an ambiguous failure.
+        A ``Retry-After`` above :attr:`retry_after_cap` is never waited for.
         """
-        if isinstance(exc, APIStatusError):
-            if exc.status not in RETRY_STATUSES:
-                return False
-            if exc.retry_after is not None and exc.retry_after > self.retry_after_cap:
-                return False
-            return resend_safe or exc.status in NOT_APPLIED_STATUSES
-        if isinstance(exc, ConnectError):
-            return True
-        if isinstance(exc, TransportError):
-            return resend_safe
-        return False
+        if kind is None:
+            kind = "write" if resend_safe else "strict_write"
+        if (
+            isinstance(exc, APIStatusError)
+            and exc.retry_after is not None
+            and exc.retry_after > self.retry_after_cap
+        ):
+            return False
+        return _attempts.retryable(kind, exc)
 
     def hinted_wait(self, exc: BaseException | None) -> float | None:
         """The server's ``Retry-After`` for ``exc``, capped; ``None`` if none."""
         if isinstance(exc, APIStatusError) and exc.retry_after is not None:
+            if exc.retry_after <= 0:
+                return None  # zero, negative or in the past: the jittered backoff
             return min(exc.retry_after, self.retry_after_cap)
         return None
 
@@ -125,16 +118,19 @@ async def call_with_retries(
     fn: Callable[[], Awaitable[T]],
     *,
     policy: RetryPolicy,
-    resend_safe: bool,
+    resend_safe: bool = True,
+    kind: RequestKind | None = None,
     retry_invalid_body: bool = False,
     sleep: Sleep = asyncio.sleep,
     name: str = "request",
     on_retry: Callable[[BaseException, float], None] | None = None,
 ) -> T:
     """Run ``fn`` under ``policy``; the last error is raised as is."""
+    if kind is None:
+        kind = "write" if resend_safe else "strict_write"
 
     def retryable(exc: BaseException) -> bool:
-        return policy.should_retry(exc, resend_safe=resend_safe) or (
+        return policy.should_retry(exc, kind=kind) or (
             retry_invalid_body and isinstance(exc, ResponseValidationError)
         )
 
@@ -189,22 +185,28 @@ async def call_with_retries(
 class PollPolicy:
     """When the poller asks for an operation's status again.
 
-    Defaults: the first poll comes after ``first_delay`` (50 ms) plus
-    ``per_item`` (0.2 ms) for each item in the operation, or after the completion
-    time learned from this client's earlier operations when there is one. While
-    the server reports progress, the next poll is aimed at the predicted finish.
-    Otherwise poll times grow geometrically (factor ``growth`` = 1.5: a poll at
-    most 50 % of the elapsed time late) with ±10% jitter, each delay capped at
-    ``max_delay`` (5 s). A ``Retry-After`` on a poll is
-    honoured (up to the retry policy's cap).
+    Defaults: the first poll comes after ``first_delay`` (20 ms) plus
+    ``per_item`` (0.1 ms) for each item in the operation, or after the completion
+    time learned from this client's earlier operations of the same kind (method
+    and size class) when there is one. While the server reports progress, the
+    next poll is aimed at the predicted finish. Otherwise poll times grow
+    geometrically (factor ``growth`` = 1.5: a poll at most 50 % of the elapsed
+    time late) with ±10% jitter, each delay within ``[min_delay, max_delay]``
+    (2 ms, 5 s). Before anything of a kind has finished, an op polled once
+    waits for the age at which an older op of its kind was still running, by
+    at most ``max_hold`` (2 s) and only while that op is younger than
+    ``stale_after`` (30 s). A ``Retry-After`` on a poll is honoured (up to the
+    retry policy's cap). See :mod:`wesog_async._schedule` for the rules.
     """
 
-    first_delay: float = attrs.field(default=0.05, validator=attrs.validators.gt(0))
-    per_item: float = attrs.field(default=0.0002, validator=attrs.validators.ge(0))
-    min_delay: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
+    first_delay: float = attrs.field(default=0.02, validator=attrs.validators.gt(0))
+    per_item: float = attrs.field(default=0.0001, validator=attrs.validators.ge(0))
+    min_delay: float = attrs.field(default=0.002, validator=attrs.validators.gt(0))
     growth: float = attrs.field(default=1.5, validator=attrs.validators.gt(1))
     max_delay: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
     jitter: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
+    max_hold: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
+    stale_after: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     learn: bool = True
 
     def backoff(self, base: float, polls_without_progress: int, rng: random.Random) -> float:
@@ -214,15 +216,14 @@ class PollPolicy:
         most ``growth - 1`` (50 %) of the elapsed time after the finish. Jittered,
         capped.
 
-        Computed with tenacity's ``wait_exponential`` so the schedule and the
-        request retries share one implementation of backoff.
+        This is tenacity's ``wait_exponential`` (``multiplier * exp_base **
+        (n - 1)``, capped), computed inline: it runs once per poll.
         """
-        wait = wait_exponential(
-            multiplier=base * (self.growth - 1), exp_base=self.growth, max=self.max_delay
-        )
-        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = max(1, polls_without_progress)
-        delay = float(wait(state))
+        n = max(1, polls_without_progress)
+        try:
+            delay = min(self.max_delay, base * (self.growth - 1) * self.growth ** (n - 1))
+        except OverflowError:
+            delay = self.max_delay
         if self.jitter:
             delay *= 1.0 + rng.uniform(-self.jitter, self.jitter)
         return self.clamp(delay)

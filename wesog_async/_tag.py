@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import aiohttp
 
 from wesog_async import _wire as wire
 from wesog_async._convert import structure_tag_result
 from wesog_async._models import TagResult
-
-if TYPE_CHECKING:
-    from wesog_async._client import WesogClient
+from wesog_async._transport import Transport
 
 
 class TagAPI:
     """``client.tag``: AI tagging of an image file."""
 
-    def __init__(self, client: WesogClient) -> None:
-        self._client = client
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
 
     async def image(
         self,
@@ -77,7 +75,8 @@ class TagAPI:
             )  # fmt: skip
             return data
 
-        resp = await self._client.request("POST", wire.PATH_TAG, form=form, resend_safe=True)
+        # Tagging changes nothing server-side: it is retried like a read.
+        resp = await self._transport.request("POST", wire.PATH_TAG, kind="read", form=form)
         return structure_tag_result(resp.json(), body=resp.body)
 
 

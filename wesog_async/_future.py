@@ -5,15 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
 from wesog_async._errors import OperationFailedError, OperationTimeoutError
 from wesog_async._models import Operation, OperationItemError
 
-if TYPE_CHECKING:
-    from wesog_async._poller import Tracked
+
+class Tracked(Protocol):
+    """What a future reads of the poller's state of its operation."""
+
+    @property
+    def op_id(self) -> int | None: ...
+    @property
+    def future(self) -> asyncio.Future[Operation]: ...
+    @property
+    def latest(self) -> Operation | None: ...
+
 
 TOKEN_VERSION = 1
 

@@ -1,0 +1,193 @@
+"""The submitter: a checked write goes out, its op id comes back, and a future
+follows it. Shared by every write endpoint and by bulk ingestion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from wesog_async import _jsonlib, _sansio
+from wesog_async._convert import structure_operation
+from wesog_async._errors import (
+    ClientClosedError,
+    ConnectError,
+    OutcomeUnknownError,
+    ResponseValidationError,
+    TransportError,
+)
+from wesog_async._future import OperationFuture
+from wesog_async._poller import Poller
+from wesog_async._retry import PollPolicy, RetryPolicy
+from wesog_async._stats import ClientStats
+from wesog_async._transport import Transport
+
+WriteMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
+
+
+class Submitter:
+    """Sends writes and follows operations for one client."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        stats: ClientStats,
+        poll: PollPolicy,
+        *,
+        raise_on_failure: bool,
+        max_polls_in_flight: int,
+    ) -> None:
+        self.transport = transport
+        self.poll_policy = poll
+        self.raise_on_failure = raise_on_failure
+        self._stats = stats
+        self._max_polls_in_flight = max_polls_in_flight
+        self._poller: Poller | None = None
+
+    @property
+    def poller(self) -> Poller:
+        """The client's single poller, started lazily in the running loop."""
+        self.transport.check_usable()
+        if self._poller is None:
+            self._poller = Poller(
+                self.transport, self._stats, self.poll_policy,
+                max_in_flight=self._max_polls_in_flight,
+            )  # fmt: skip
+        return self._poller
+
+    @property
+    def pending_count(self) -> int:
+        """Operations still followed."""
+        return self._poller.pending_count if self._poller is not None else 0
+
+    async def close(self, *, drain: bool = False) -> None:
+        """Stop following operations (see :meth:`Poller.close`)."""
+        if self._poller is not None:
+            await self._poller.close(drain=drain)
+
+    async def submit(
+        self,
+        method: WriteMethod,
+        path: str,
+        body: Any,
+        image_ids: Sequence[str],
+        *,
+        wait: bool,
+        urgent: bool,
+        strict: bool,
+        lang: str | None,
+        poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        encoded: bytes | None = None,
+        response_timeout: float | None = None,
+        on_throttle: Callable[[], None] | None = None,
+    ) -> OperationFuture:
+        """Send one checked write and return its future.
+
+        A 2xx answer without an operation id, or an ambiguous failure of a
+        write that may not be resent (``strict=True``), raises
+        :class:`OutcomeUnknownError` with the image ids; a close of the client
+        mid-request raises :class:`ClientClosedError` with them.
+        """
+        params = _sansio.write_params(
+            wait=wait, urgent=urgent, strict=strict, lang=lang, allow_lang=method != "DELETE"
+        )
+        data = encoded if encoded is not None else (None if body is None else _jsonlib.dumps(body))
+        try:
+            resp = await self.transport.request(
+                method, path, kind="strict_write" if strict else "write",
+                params=params, body=data, long_wait=wait, retry=retry,
+                response_timeout=response_timeout, on_throttle=on_throttle,
+            )  # fmt: skip
+        except ClientClosedError as exc:
+            raise ClientClosedError(
+                f"{exc}; {len(image_ids)} record(s) "
+                + ("may or may not have been applied" if exc.maybe_applied else "were not sent"),
+                image_ids=image_ids,
+                maybe_applied=exc.maybe_applied,
+            ) from None
+        except (OutcomeUnknownError, ConnectError):
+            raise
+        except TransportError as exc:
+            raise OutcomeUnknownError(
+                f"{exc.reason}; the write may or may not have been applied",
+                method=method,
+                path=path,
+                image_ids=image_ids,
+            ) from exc
+        try:
+            parsed = resp.json()
+        except ResponseValidationError:
+            raise OutcomeUnknownError(
+                f"the server accepted the write (HTTP {resp.status}) but its body is not JSON",
+                method=method,
+                path=path,
+                raw_body=resp.body,
+                image_ids=image_ids,
+            ) from None
+        op_id = _sansio.extract_op_id(parsed)
+        initial = None
+        # A queued operation's first status says nothing the first poll will not:
+        # skip structuring it (CPU and memory per pending op, BENCH W1/W3).
+        queued = (
+            op_id is not None
+            and not wait
+            and isinstance(parsed, Mapping)
+            and parsed.get("is_finished") is False
+        )
+        if isinstance(parsed, Mapping) and not queued:
+            try:
+                initial = structure_operation(parsed, body=resp.body)
+            except ResponseValidationError:
+                initial = None  # D1: a body holding only the op id is fine
+        self._stats.submitted += 1
+        poller = self.poller
+        if initial is not None and initial.is_finished:
+            # D2: wait=true (or an instant server): resolved without polling.
+            tracked = poller.resolved(
+                initial.with_op_id(op_id), tuple(image_ids), poll or self.poll_policy
+            )
+            return OperationFuture(
+                tracked, image_ids, raise_on_failure=self.raise_on_failure, resent=resp.resent
+            )
+        if op_id is None:
+            raise OutcomeUnknownError(
+                f"the server accepted the write (HTTP {resp.status}) but named no operation id",
+                method=method,
+                path=path,
+                raw_body=resp.body,
+                image_ids=image_ids,
+            )
+        tracked = poller.track(
+            op_id,
+            initial=initial.with_op_id(op_id) if initial is not None else None,
+            num_total=len(image_ids),
+            image_ids=tuple(image_ids),
+            policy=poll,
+            retry=retry,
+            method=method,
+        )
+        return OperationFuture(
+            tracked, image_ids, raise_on_failure=self.raise_on_failure, resent=resp.resent
+        )
+
+    def follow(
+        self,
+        op_id: int,
+        *,
+        image_ids: Sequence[str] = (),
+        poll: PollPolicy | None = None,
+    ) -> OperationFuture:
+        """A future for an operation submitted elsewhere (not learned from)."""
+        tracked = self.poller.track(
+            op_id,
+            initial=None,
+            num_total=len(image_ids),
+            image_ids=tuple(image_ids),
+            policy=poll,
+            learnable=False,
+        )
+        return OperationFuture(tracked, image_ids, raise_on_failure=self.raise_on_failure)
+
+
+__all__ = ["Submitter", "WriteMethod"]
