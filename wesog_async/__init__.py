@@ -54,6 +54,7 @@ from wesog_async._models import (
     SearchPage,
     TagResult,
 )
+from wesog_async._outcome import Proof, prove
 from wesog_async._retry import PollPolicy, RetryPolicy
 
 try:
@@ -91,6 +92,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PollPolicy",
     "Progress",
+    "Proof",
     "RateLimitError",
     "RecordError",
     "ResponseTooLargeError",
@@ -108,4 +110,5 @@ __all__ = [
     "ingest",
     "ingest_all",
     "open_records",
+    "prove",
 ]

@@ -11,6 +11,7 @@ import attrs
 
 from wesog_async._errors import OperationFailedError, OperationTimeoutError
 from wesog_async._models import Operation, OperationItemError
+from wesog_async._outcome import Proof, prove
 
 
 class Tracked(Protocol):
@@ -189,20 +190,43 @@ class OperationFuture:
         return [e.image_id for e in self.failed if e.image_id is not None]
 
     @property
-    def applied_ids(self) -> list[str]:
-        """Image ids of the items that did not fail, once the operation finished.
+    def proof(self) -> Proof:
+        """What the latest status proves about each record of the write
+        (see :func:`wesog_async.prove`): applied, failed, or unknown with a reason."""
+        return prove(self._tracked.latest, self.image_ids, op_id=self.op_id)
 
-        Empty while pending. When the server reports failures it cannot map to
-        an id, ids are not guessed: the list is empty and ``failed`` says why.
+    @property
+    def applied_ids(self) -> list[str]:
+        """Image ids the finished operation proves applied.
+
+        Empty while pending. Ids are never guessed: when the status does not
+        add up (counts that differ from the records sent, fewer listed errors
+        than ``num_bad``, invalid indices, another op's status), the records it
+        does not prove are in :attr:`unknown_ids` instead.
         """
-        latest = self._tracked.latest
-        if latest is None or not latest.is_finished:
+        proof = self.proof
+        return [self.image_ids[i] for i in proof.applied]
+
+    @property
+    def unknown_ids(self) -> list[str]:
+        """Image ids whose outcome the finished status does not prove
+        (:attr:`unknown_reason` says why); empty while pending."""
+        if not self.done() or self.exception() is not None:
             return []
-        failed = self.failed
-        if any(e.image_id is None for e in failed) or len(failed) != latest.num_bad:
-            return [] if latest.num_bad else list(self.image_ids)
-        bad = {e.image_id for e in failed}
-        return [i for i in self.image_ids if i not in bad]
+        return [self.image_ids[i] for i in self.proof.unknown if i < len(self.image_ids)]
+
+    @property
+    def unknown_reason(self) -> str | None:
+        """Why some records are unknown (``None`` when the status proves them all)."""
+        if not self.done() or self.exception() is not None:
+            return None
+        return self.proof.reason
+
+    @property
+    def succeeded(self) -> bool:
+        """The operation finished and its status proves every record applied."""
+        proof = self.proof
+        return proof.proven and not proof.failed and bool(proof.applied or not self.image_ids)
 
     def token(self) -> str:
         """A small versioned JSON token to follow this operation later

@@ -228,8 +228,17 @@ class Operation:
 
     @property
     def succeeded(self) -> bool:
-        """Finished with no failed item."""
-        return self.is_finished and self.num_bad == 0
+        """Finished, every item counted good, and nothing in the status says
+        otherwise (no error listed, ``all_good`` not false). It cannot know what
+        was sent: :attr:`OperationFuture.succeeded` also checks the counts
+        against the records of the write."""
+        return (
+            self.is_finished
+            and self.num_bad == 0
+            and self.num_good == self.num_total
+            and not self.errors
+            and self.all_good is not False
+        )
 
 
 @attrs.frozen(slots=True)

@@ -1,0 +1,88 @@
+"""The one decision of what a finished status proves (pure, table tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from wesog_async import Operation, OperationItemError, prove
+
+IDS = ("a", "b", "c", "d")
+
+
+def op(**kw: Any) -> Operation:
+    base: dict[str, Any] = {
+        "num_total": 4, "num_good": 4, "num_bad": 0, "is_finished": True, "op_id": 7,
+    }  # fmt: skip
+    base.update(kw)
+    errors = base.pop("errors", ())
+    return Operation(**base, errors=tuple(OperationItemError(i, m) for i, m in errors))
+
+
+def test_a_consistent_status_proves_every_record() -> None:
+    proof = prove(op(), IDS, op_id=7)
+    assert proof.applied == (0, 1, 2, 3) and not proof.failed and proof.proven
+    assert proof.reason is None
+
+
+def test_listed_failures_are_failed_the_rest_applied() -> None:
+    proof = prove(op(num_good=2, num_bad=2, errors=[(1, "x"), ("d", "y")]), IDS, op_id=7)
+    assert proof.applied == (0, 2) and dict(proof.failed) == {1: "x", 3: "y"}
+    assert proof.proven
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "failed"),
+    [
+        (op(is_finished=False, num_good=0), "not finished", {}),
+        (op(op_id=8), "about operation 8", {}),
+        (op(num_total=5, num_good=5), "counts 5 items, 4 were sent", {}),
+        (op(num_good=3), "does not add up", {}),
+        (op(num_good=5, num_bad=-1), "negative", {}),
+        (op(num_good=1, num_bad=3, errors=[(0, "x")]), "truncated", {0: "x"}),
+        (op(num_good=3, num_bad=1, errors=[(9, "x")]), "not one of the 4 sent", {}),
+        (op(num_good=2, num_bad=2, errors=[(1, "x"), (1, "y")]), "listed twice", {1: "x"}),
+        (op(num_good=4, num_bad=0, errors=[(1, "x")]), "1 errors listed for 0 bad", {}),
+        (op(all_good=False), "all_good=False", {}),
+        (op(num_good=3, num_bad=1, all_good=True, errors=[(0, "x")]), "all_good=True", {0: "x"}),
+        (op(num_good=3, num_bad=1, errors=[("zz", "x")]), "not one of the 4 sent", {}),
+    ],
+)
+def test_what_a_status_does_not_prove_is_unknown(
+    status: Operation, reason: str, failed: dict[int, str]
+) -> None:
+    proof = prove(status, IDS, op_id=7)
+    assert proof.applied == (), "nothing unproven is ever applied"
+    assert dict(proof.failed) == failed
+    assert set(proof.unknown) == set(range(4)) - set(failed)
+    assert proof.reason is not None and reason in proof.reason
+
+
+def test_no_status_is_unknown() -> None:
+    proof = prove(None, IDS)
+    assert proof.unknown == (0, 1, 2, 3) and not proof.proven
+
+
+def test_a_status_without_op_id_is_taken_for_the_followed_op() -> None:
+    assert prove(op(op_id=None), IDS, op_id=7).proven
+
+
+def test_every_position_lands_in_exactly_one_bucket() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @given(
+        st.integers(0, 6), st.integers(-1, 6), st.integers(-1, 6), st.booleans(),
+        st.lists(st.tuples(st.one_of(st.integers(-1, 6), st.sampled_from(IDS)), st.just("m"))),
+    )  # fmt: skip
+    def check(total: int, good: int, bad: int, finished: bool, errors: list[Any]) -> None:
+        status = op(num_total=total, num_good=good, num_bad=bad, is_finished=finished,
+                    errors=errors)  # fmt: skip
+        proof = prove(status, IDS, op_id=7)
+        buckets = [*proof.applied, *proof.failed, *proof.unknown]
+        assert sorted(buckets) == [0, 1, 2, 3]
+        if proof.applied:
+            assert finished and good == len(proof.applied) and total == 4
+
+    check()

@@ -1,0 +1,123 @@
+"""What a finished operation's status proves about the records of its write.
+
+One pure decision shared by operation futures and bulk ingestion, so they can
+never give two answers for one status. A record is *applied* only when the
+status proves it; *failed* when the status lists an error for it; everything
+else is *unknown*, with the reason.
+
+The status proves its records when every claim checks out against what was
+sent: the operation finished; it is the operation we followed (its ``op_id``,
+when present, is ours); ``num_total`` (when present) and ``num_good +
+num_bad`` equal the records sent; counts are not negative; ``all_good``
+(when present) agrees with ``num_bad``; and the listed errors are exactly
+``num_bad`` distinct, valid item indices (or ids of the batch). A status
+that lists errors but fewer than ``num_bad`` (a truncated list) proves the
+listed failures only: the other records are unknown. Any other
+inconsistency leaves every unlisted record unknown.
+
+Note what "applied" means for non-strict writes (D17): a replace, modify or
+delete of an id the server does not hold is skipped and counted good. Use
+``strict=True`` when "applied" must mean the image existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+from wesog_async._models import Operation
+
+
+@attrs.frozen
+class Proof:
+    """The outcome of each position (0-based, in request order) of one write.
+
+    ``failed`` maps a position to the server's message; ``unknown`` lists the
+    positions the status does not prove, and ``reason`` says why (``None``
+    when every position is proven applied or failed).
+    """
+
+    applied: tuple[int, ...]
+    failed: Mapping[int, str]
+    unknown: tuple[int, ...]
+    reason: str | None = None
+
+    @property
+    def proven(self) -> bool:
+        """Whether every position is proven applied or failed."""
+        return not self.unknown
+
+
+def _unknown(sent: int, failed: Mapping[int, str], reason: str) -> Proof:
+    return Proof((), failed, tuple(i for i in range(sent) if i not in failed), reason)
+
+
+def prove(
+    op: Operation | None,
+    image_ids: Sequence[str],
+    *,
+    op_id: int | None = None,
+    sent: int | None = None,
+) -> Proof:
+    """What ``op`` proves about the ``sent`` records (default: ``len(image_ids)``)
+    of the write followed as ``op_id``."""
+    n = len(image_ids) if sent is None else sent
+    if op is None or not op.is_finished:
+        return _unknown(n, {}, "the operation has not finished")
+    name = f"operation {op_id if op_id is not None else op.op_id}"
+    if op_id is not None and op.op_id is not None and op.op_id != op_id:
+        return _unknown(n, {}, f"{name}: the status is about operation {op.op_id}")
+    if min(op.num_total, op.num_good, op.num_bad) < 0:
+        return _unknown(n, {}, f"{name}: the status has negative counts")
+    if op.num_total != n:
+        return _unknown(n, {}, f"{name}: the status counts {op.num_total} items, {n} were sent")
+    failed, problem = _listed_failures(op, image_ids, n)
+    if op.num_good + op.num_bad != n:
+        return _unknown(
+            n, failed,
+            f"{name}: {op.num_good} good + {op.num_bad} bad does not add up to the {n} sent",
+        )  # fmt: skip
+    if problem is not None:
+        return _unknown(n, failed, f"{name}: {problem}")
+    if op.all_good is not None and op.all_good != (op.num_bad == 0):
+        return _unknown(n, failed, f"{name}: all_good={op.all_good} with {op.num_bad} bad")
+    if len(failed) > op.num_bad:
+        return _unknown(n, {}, f"{name}: {len(failed)} errors listed for {op.num_bad} bad")
+    if len(failed) < op.num_bad:
+        return _unknown(
+            n, failed,
+            f"{name}: {op.num_bad} bad but only {len(failed)} errors listed (truncated?)",
+        )  # fmt: skip
+    return Proof(tuple(i for i in range(n) if i not in failed), failed, ())
+
+
+def _listed_failures(
+    op: Operation, image_ids: Sequence[str], n: int
+) -> tuple[dict[int, str], str | None]:
+    """The listed errors by position, and what was wrong with the list, if anything."""
+    failed: dict[int, str] = {}
+    problem: str | None = None
+    by_id: dict[str, int] | None = None
+    for err in op.errors:
+        index = err.index
+        position: int | None = None
+        if type(index) is int:
+            if 0 <= index < n:
+                position = index
+        elif isinstance(index, str):
+            if by_id is None:
+                by_id = {}
+                for i, image_id in enumerate(image_ids):
+                    by_id.setdefault(image_id, i)
+            position = by_id.get(index)
+        if position is None:
+            problem = problem or f"an error names item {index!r}, not one of the {n} sent"
+        elif position in failed:
+            problem = problem or f"item {index!r} is listed twice"
+        else:
+            failed[position] = err.msg
+    return failed, problem
+
+
+__all__ = ["Proof", "prove"]
