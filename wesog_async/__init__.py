@@ -56,6 +56,7 @@ from wesog_async._models import (
 )
 from wesog_async._outcome import Proof, prove
 from wesog_async._retry import PollPolicy, RetryPolicy
+from wesog_async._transport import BodyLimits
 
 try:
     __version__ = version("wesog-async")
@@ -67,6 +68,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BodyLimits",
     "ClientClosedError",
     "ConflictError",
     "ConnectError",

@@ -52,6 +52,7 @@ class ImagesAPI:
         lang: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> OperationFuture:
         """Create one image (``POST /imgs/{id}``); ``src`` is required.
 
@@ -62,6 +63,7 @@ class ImagesAPI:
         return await self._submitter.submit(
             "POST", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
+            response_timeout=response_timeout,
         )  # fmt: skip
 
     async def replace(
@@ -74,12 +76,14 @@ class ImagesAPI:
         lang: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> OperationFuture:
         """Replace one image (``PUT /imgs/{id}``): fields not sent are cleared."""
         image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
         return await self._submitter.submit(
             "PUT", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
+            response_timeout=response_timeout,
         )  # fmt: skip
 
     async def modify(
@@ -92,12 +96,14 @@ class ImagesAPI:
         lang: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> OperationFuture:
         """Modify one image (``PATCH /imgs/{id}``): only the fields sent change."""
         image_id, body = _sansio.image_body(image, require_src=False, keep_id=False)
         return await self._submitter.submit(
             "PATCH", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
+            response_timeout=response_timeout,
         )  # fmt: skip
 
     async def delete(
@@ -109,6 +115,7 @@ class ImagesAPI:
         strict: bool = False,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> OperationFuture:
         """Delete one image (``DELETE /imgs/{id}``).
 
@@ -118,6 +125,7 @@ class ImagesAPI:
         return await self._submitter.submit(
             "DELETE", _sansio.image_path(image_id), None, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
+            response_timeout=response_timeout,
         )  # fmt: skip
 
     # -- writes: N images ------------------------------------------------------
@@ -132,9 +140,12 @@ class ImagesAPI:
         lang: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> OperationFuture:
         """Create N images in one operation (``POST /imgs``)."""
-        return await self._write_many("POST", images, True, wait, urgent, strict, lang, poll, retry)
+        return await self._write_many(
+            "POST", images, True, wait, urgent, strict, lang, poll, retry, response_timeout
+        )
 
     async def replace_many(
         self,
@@ -146,9 +157,12 @@ class ImagesAPI:
         lang: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> OperationFuture:
         """Replace N images in one operation (``PUT /imgs``)."""
-        return await self._write_many("PUT", images, True, wait, urgent, strict, lang, poll, retry)
+        return await self._write_many(
+            "PUT", images, True, wait, urgent, strict, lang, poll, retry, response_timeout
+        )
 
     async def modify_many(
         self,
@@ -160,10 +174,11 @@ class ImagesAPI:
         lang: str | None = None,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> OperationFuture:
         """Modify N images in one operation (``PATCH /imgs``)."""
         return await self._write_many(
-            "PATCH", images, False, wait, urgent, strict, lang, poll, retry
+            "PATCH", images, False, wait, urgent, strict, lang, poll, retry, response_timeout
         )
 
     async def delete_many(
@@ -175,6 +190,7 @@ class ImagesAPI:
         strict: bool = False,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> OperationFuture:
         """Delete N images in one operation (``DELETE /imgs``, body: array of ids)."""
         ids = [_sansio.check_image_id(i, index=n) for n, i in enumerate(image_ids)]
@@ -182,6 +198,7 @@ class ImagesAPI:
         return await self._submitter.submit(
             "DELETE", wire.PATH_IMAGES, ids, tuple(ids),
             wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
+            response_timeout=response_timeout,
         )  # fmt: skip
 
     async def _write_many(
@@ -195,6 +212,7 @@ class ImagesAPI:
         lang: str | None,
         poll: PollPolicy | None,
         retry: RetryPolicy | None,
+        response_timeout: float | None,
     ) -> OperationFuture:
         checked = [
             _sansio.image_body(r, require_src=require_src, index=n) for n, r in enumerate(images)
@@ -204,6 +222,7 @@ class ImagesAPI:
         return await self._submitter.submit(
             method, wire.PATH_IMAGES, [body for _, body in checked], tuple(ids),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
+            response_timeout=response_timeout,
         )  # fmt: skip
 
     # -- reads -----------------------------------------------------------------
@@ -214,6 +233,7 @@ class ImagesAPI:
         *,
         fields: Iterable[str] | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> Image:
         """One image (``GET /imgs/{id}``); ``fields`` projects it. Raises
         :class:`NotFoundError` for an unknown id."""
@@ -224,8 +244,9 @@ class ImagesAPI:
                 (wire.Q_FIELDS, f) for f in _sansio._check_choices("fields", fields, _IMAGE_FIELDS)
             ]
         resp = await self._transport.request(
-            "GET", _sansio.image_path(image_id), kind="read", params=params, retry=retry
-        )
+            "GET", _sansio.image_path(image_id), kind="read", params=params, retry=retry,
+            response_timeout=response_timeout,
+        )  # fmt: skip
         return structure_image(resp.json(), body=resp.body)
 
     async def search(
@@ -241,6 +262,7 @@ class ImagesAPI:
         count: bool | None = None,
         lang: str | None = None,
         retry: RetryPolicy | None = None,
+        response_timeout: float | None = None,
     ) -> SearchPage:
         """One page of results (``GET /imgs``).
 
@@ -252,8 +274,9 @@ class ImagesAPI:
             fields=fields, facets=facets, count=count, lang=lang, image_fields=_IMAGE_FIELDS,
         )  # fmt: skip
         resp = await self._transport.request(
-            "GET", wire.PATH_IMAGES, kind="read", params=params, retry=retry
-        )
+            "GET", wire.PATH_IMAGES, kind="read", params=params, retry=retry,
+            response_timeout=response_timeout,
+        )  # fmt: skip
         return structure_search_page(resp.json(), page=page, limit=limit, body=resp.body)
 
     async def search_iter(

@@ -1,0 +1,325 @@
+"""The request path and the poller against scripted loopback servers that
+misbehave in ways the emulator does not (FAULTS F28-F34)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import make_client
+from tests.test_client_http import ServerFactory
+from wesog_async import (
+    BodyLimits,
+    ClientClosedError,
+    OperationError,
+    OutcomeUnknownError,
+    PollPolicy,
+    ResponseTooLargeError,
+    ResponseValidationError,
+    RetryPolicy,
+    WesogClient,
+)
+
+KEY = "test-key-CANARY-0xDEADBEEF"
+SRC = "https://cdn.example.com/a.jpg"
+
+
+def op_body(op_id: int, n: int = 1, *, finished: bool) -> dict[str, Any]:
+    return {
+        "op_id": op_id, "method": "add", "resource": "image", "num_total": n,
+        "num_good": n if finished else 0, "num_bad": 0, "is_started": finished,
+        "is_finished": finished, "all_good": True if finished else None,
+        "idle_ms": 0, "exec_ms": 0.1 if finished else 0, "errors": [],
+    }  # fmt: skip
+
+
+class OpServer:
+    """Accepts writes as numbered operations; ``finished(op_id)`` decides polls."""
+
+    def __init__(self, *, post_delay: float = 0.0) -> None:
+        self.next_id = 0
+        self.stuck: set[int] = set()
+        self.polls: Counter[int] = Counter()
+        self.posts = 0
+        self.post_delay = post_delay
+        self.sizes: dict[int, int] = {}
+
+    async def write(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.posts += 1
+        if self.post_delay:
+            await asyncio.sleep(self.post_delay)
+        self.next_id += 1
+        data = json.loads(body) if body else {}
+        n = len(data) if isinstance(data, list) else 1
+        self.sizes[self.next_id] = n
+        return web.json_response(op_body(self.next_id, n, finished=False), status=202)
+
+    async def poll(self, request: web.Request) -> web.Response:
+        op_id = int(request.match_info["op_id"])
+        self.polls[op_id] += 1
+        n = self.sizes.get(op_id, 1)
+        return web.json_response(op_body(op_id, n, finished=op_id not in self.stuck))
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/imgs/{image_id}", self.write)
+        app.router.add_post("/imgs", self.write)
+        app.router.add_get("/ops/{op_id}", self.poll)
+        return app
+
+
+async def start(aiohttp_server: ServerFactory, app: web.Application) -> str:
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
+
+
+# -- F33: one slow or stuck operation delays nobody else ------------------------
+
+
+async def test_f33_a_stuck_op_does_not_delay_new_fast_ops(aiohttp_server: ServerFactory) -> None:
+    ops = OpServer()
+    ops.stuck.add(1)
+    url = await start(aiohttp_server, ops.app())
+    # Default poll policy, fresh client: the schedule has learned nothing.
+    async with WesogClient(KEY, base_url=url) as client:
+        stuck = await client.images.create({"id": "slow", "src": SRC})
+        await asyncio.sleep(0.4)  # the stuck op is seen running for a while
+        assert not stuck.done()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        futures = [await client.images.create({"id": f"i{n}", "src": SRC}) for n in range(5)]
+        async with asyncio.timeout(2):
+            results = await asyncio.gather(*futures)
+        elapsed = loop.time() - t0
+    assert all(op.is_finished for op in results)
+    assert [ops.polls[f.op_id] for f in futures if f.op_id is not None] == [1] * 5
+    assert elapsed < 0.3, f"new ops waited {elapsed:.2f}s behind the stuck one"
+
+
+# -- F28: waiting for a connection is never "maybe applied" ---------------------
+
+
+async def test_f28_pool_waits_never_make_strict_writes_unknown(
+    aiohttp_server: ServerFactory,
+) -> None:
+    ops = OpServer(post_delay=0.01)
+    url = await start(aiohttp_server, ops.app())
+    n = 600
+    # 600 writes over 8 connections at ~10 ms each: the last waits ~0.75 s for a
+    # connection, far past the 0.2 s response timeout.
+    async with make_client(url, key=KEY, timeout=0.2, max_connections=8) as client:
+        results = await asyncio.gather(
+            *(client.images.create({"id": f"i{i}", "src": SRC}, strict=True) for i in range(n)),
+            return_exceptions=True,
+        )
+        stats = client.stats()
+    unknown = [r for r in results if isinstance(r, OutcomeUnknownError)]
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not unknown and not errors, errors[:3]
+    assert not any(r.resent for r in results if not isinstance(r, BaseException))
+    assert ops.posts == n and stats["ambiguous_resends"] == 0
+
+
+async def test_a_per_call_response_timeout_overrides_the_client_default(
+    aiohttp_server: ServerFactory,
+) -> None:
+    ops = OpServer(post_delay=0.3)
+    url = await start(aiohttp_server, ops.app())
+    async with make_client(url, key=KEY, timeout=5.0) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.images.create({"id": "a", "src": SRC}, strict=True, response_timeout=0.05)
+    assert info.value.image_ids == ("a",)
+    assert ops.posts == 1, "a strict write that may have been applied is never resent"
+
+
+# -- F29: transient errors on polls are retried ---------------------------------
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 520])
+async def test_f29_transient_poll_errors_are_retried(
+    aiohttp_server: ServerFactory, status: int
+) -> None:
+    ops = OpServer()
+    failed_once: set[int] = set()
+
+    async def poll(request: web.Request) -> web.Response:
+        op_id = int(request.match_info["op_id"])
+        if op_id not in failed_once:
+            failed_once.add(op_id)
+            return web.json_response({"detail": "transient"}, status=status)
+        return await ops.poll(request)
+
+    app = web.Application()
+    app.router.add_post("/imgs/{image_id}", ops.write)
+    app.router.add_get("/ops/{op_id}", poll)
+    url = await start(aiohttp_server, app)
+    async with make_client(url, key=KEY) as client:
+        fut = await client.images.create({"id": "a", "src": SRC})
+        op = await fut.result(timeout=5)
+        stats = client.stats()
+    assert op.is_finished and stats["poll_retries"] == 1
+
+
+# -- F30: body caps while reading -----------------------------------------------
+
+
+async def test_f30_a_gzip_bomb_on_a_poll_is_stopped_at_the_cap(
+    aiohttp_server: ServerFactory,
+) -> None:
+    ops = OpServer()
+    bomb = gzip.compress(b'{"op_id": 1, "x": "' + b"0" * (16 << 20) + b'"}', compresslevel=9)
+
+    async def poll(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        )
+
+    app = web.Application()
+    app.router.add_post("/imgs/{image_id}", ops.write)
+    app.router.add_get("/ops/{op_id}", poll)
+    url = await start(aiohttp_server, app)
+    limits = BodyLimits(status=1 << 20)
+    retry = RetryPolicy(attempts=2, backoff_initial=0.001, backoff_max=0.001)
+    async with make_client(url, key=KEY, body_limits=limits, retry=retry) as client:
+        fut = await client.images.create({"id": "a", "src": SRC})
+        with pytest.raises(OperationError) as info:
+            await fut.result(timeout=10)
+    cause = info.value.__cause__
+    assert isinstance(cause, ResponseTooLargeError)
+    assert cause.limit == 1 << 20 and "/ops/1" in str(cause)
+    assert len(bomb) < 1 << 20, "the compressed body itself is under the cap"
+
+
+async def test_f30_an_announced_oversized_body_is_refused_before_reading(
+    aiohttp_server: ServerFactory,
+) -> None:
+    async def get(_request: web.Request) -> web.Response:
+        return web.json_response({"image_id": "a", "title": "x" * 5000})
+
+    app = web.Application()
+    app.router.add_get("/imgs/{image_id}", get)
+    url = await start(aiohttp_server, app)
+    async with make_client(url, key=KEY, body_limits=BodyLimits(default=1000)) as client:
+        with pytest.raises(ResponseTooLargeError, match="1,000-byte cap"):
+            await client.images.get("a")
+
+
+# -- F31: search_iter against servers that cap pages or ignore paging -----------
+
+
+def search_app(total: int, *, cap: int | None, honour_page: bool, count: bool) -> web.Application:
+    requests: list[dict[str, str]] = []
+
+    async def search(request: web.Request) -> web.Response:
+        requests.append(dict(request.query))
+        limit = int(request.query.get("limit", "50"))
+        if cap is not None:
+            limit = min(limit, cap)
+        page = int(request.query.get("page", "1")) if honour_page else 1
+        start = (page - 1) * limit
+        results = [{"image_id": f"i{n}"} for n in range(start, min(start + limit, total))]
+        asked = request.query.get("count") == "true"
+        return web.json_response({"results": results, "count": total if asked and count else None})
+
+    app = web.Application()
+    app.router.add_get("/imgs", search)
+    app["requests"] = requests
+    return app
+
+
+@pytest.mark.parametrize("count", [True, False])
+async def test_f31_search_iter_with_a_server_capping_page_size(
+    aiohttp_server: ServerFactory, count: bool
+) -> None:
+    app = search_app(250, cap=100, honour_page=True, count=count)
+    url = await start(aiohttp_server, app)
+    async with make_client(url, key=KEY) as client:
+        ids = [image.image_id async for image in client.images.search_iter(limit=1000)]
+    assert ids == [f"i{n}" for n in range(250)]
+    assert len(app["requests"]) == 3
+
+
+async def test_f31_search_iter_ends_on_an_exact_multiple(aiohttp_server: ServerFactory) -> None:
+    app = search_app(200, cap=None, honour_page=True, count=False)
+    url = await start(aiohttp_server, app)
+    async with make_client(url, key=KEY) as client:
+        ids = [image.image_id async for image in client.images.search_iter(limit=100)]
+    assert len(ids) == 200 and len(set(ids)) == 200
+
+
+async def test_f31_search_iter_fails_when_the_server_ignores_page(
+    aiohttp_server: ServerFactory,
+) -> None:
+    app = search_app(10_000, cap=None, honour_page=False, count=False)
+    url = await start(aiohttp_server, app)
+    seen: list[str | None] = []
+
+    async def drain(client: WesogClient) -> None:
+        async for image in client.images.search_iter(limit=100):
+            seen.append(image.image_id)
+
+    async with make_client(url, key=KEY) as client:
+        with pytest.raises(ResponseValidationError, match="repeats page 1"):
+            await drain(client)
+    assert len(seen) == 100 and len(set(seen)) == 100
+
+
+# -- F34: a server that echoes the key ------------------------------------------
+
+
+async def test_f34_an_echoed_key_is_scrubbed_from_errors(aiohttp_server: ServerFactory) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        key = request.headers["API-Key"]
+        return web.json_response({"detail": f"bad key {key}"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/imgs/{image_id}", echo)
+    url = await start(aiohttp_server, app)
+    async with make_client(url, key=KEY) as client:
+        with pytest.raises(Exception) as info:
+            await client.images.get("a")
+    exc = info.value
+    text = str(exc) + repr(exc) + repr(getattr(exc, "detail", "")) + repr(getattr(exc, "body", ""))
+    assert KEY not in text and "<redacted>" in text
+
+
+# -- writes cut off by aclose() ------------------------------------------------
+
+
+async def test_a_write_in_flight_during_aclose_is_a_client_closed_error(
+    aiohttp_server: ServerFactory,
+) -> None:
+    ops = OpServer(post_delay=2.0)
+    url = await start(aiohttp_server, ops.app())
+    client = make_client(url, key=KEY)
+    await client.open()
+    task = asyncio.create_task(client.images.create({"id": "a", "src": SRC}))
+    while ops.posts == 0:
+        await asyncio.sleep(0.005)
+    await client.aclose()
+    with pytest.raises(ClientClosedError) as info:
+        await task
+    assert info.value.image_ids == ("a",) and info.value.maybe_applied
+
+
+async def test_a_write_after_aclose_is_refused_clearly(aiohttp_server: ServerFactory) -> None:
+    url = await start(aiohttp_server, OpServer().app())
+    client = make_client(url, key=KEY)
+    async with client:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.images.create({"id": "a", "src": SRC})
+
+
+def test_poll_policy_defaults_find_out_fast() -> None:
+    policy = PollPolicy()
+    assert policy.first(1, None, None) <= 0.025
+    assert policy.first(1000, None, None) <= 0.15
+    assert policy.min_delay < 0.01
