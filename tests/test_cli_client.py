@@ -35,9 +35,9 @@ KEY = "cli-canary-key-1234567890"
 class ThreadedEmulator:
     """An emulator on its own loop in a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = EmulatorServer(EmulatorConfig(api_keys=(KEY,), item_delay_ms=0))
+        self.server = EmulatorServer(config or EmulatorConfig(api_keys=(KEY,), item_delay_ms=0))
         ready = threading.Event()
 
         def run() -> None:

@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from wesog_async import (
     NotFoundError,
     OperationNotFoundError,
     ResponseValidationError,
+    RetryPolicy,
     ServerError,
     TransportError,
     WesogClient,
@@ -83,7 +85,7 @@ EXIT_CODES: Final[tuple[tuple[int, str], ...]] = (
         "API key (401/403), refused base URL",
     ),
     (EXIT_CONNECTION, "connection failure: the API could not be reached or did not answer"),
-    (EXIT_API_ERROR, "the API refused the request (4xx: 400, 409, 413, 422, 429)"),
+    (EXIT_API_ERROR, "the API refused the request: another 4xx (400, 409, 413, 422, 429)"),
     (EXIT_NOT_FOUND, "not found (404): no such image or operation"),
     (EXIT_SERVER_ERROR, "server error (5xx after retries) or a response that does not parse"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
@@ -92,7 +94,10 @@ EXIT_CODES: Final[tuple[tuple[int, str], ...]] = (
 
 def exit_code_epilog() -> str:
     """The exit-code table as plain text, for ``--help``."""
-    rows = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES)
+    rows = "\n".join(
+        textwrap.fill(text, width=79, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7)
+        for code, text in EXIT_CODES
+    )
     return f"exit codes (every command):\n{rows}"
 
 
@@ -205,6 +210,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             or default == ""
             or isinstance(default, bool)
             or default is argparse.SUPPRESS
+            or isinstance(action, argparse._CountAction)
             or not action.option_strings
         ):
             return text
@@ -212,7 +218,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:
-    """``--api-key``, ``--base-url`` and ``--allow-insecure-http``."""
+    """``--api-key``, ``--base-url``, ``--retries`` and ``--allow-insecure-http``."""
     group = parser.add_argument_group("connection")
     group.add_argument(
         "--api-key", metavar="KEY", help=f"API key (default: ${ENV_API_KEY}; never printed)"
@@ -221,6 +227,14 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         "--base-url",
         metavar="URL",
         help=f"API root (default: ${ENV_BASE_URL} or {DEFAULT_BASE_URL})",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        metavar="N",
+        help="retries of a request after a connection error, a 429 or a 502/503/504 "
+        "(0 turns them off)",
     )
     group.add_argument(
         "--allow-insecure-http",
@@ -243,8 +257,8 @@ def add_logging(parser: argparse.ArgumentParser) -> None:
         "--log-format",
         choices=("text", "json"),
         default="text",
-        help="library log lines as text, or one JSON object per line with the record's "
-        "extra fields (json turns the logs on)",
+        help="library log lines as text, or as one JSON object per line with the "
+        "record's extra fields (json also turns the logs on)",
     )
 
 
@@ -254,11 +268,14 @@ def base_url_of(args: argparse.Namespace) -> str | None:
 
 def make_client(args: argparse.Namespace, **options: Any) -> WesogClient:
     """A client from the connection options; configuration errors become usage errors."""
+    if args.retries < 0:
+        raise UsageError("--retries must be at least 0")
     try:
         return WesogClient(
             api_key=args.api_key,
             base_url=args.base_url,
             allow_insecure_http=args.allow_insecure_http,
+            retry=RetryPolicy(attempts=args.retries + 1),
             **options,
         )
     except ValueError as exc:

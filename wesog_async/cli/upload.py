@@ -246,6 +246,7 @@ class Upload:
             ("--lang", args.lang, None),
             ("--failed-out", args.failed_out, None),
             ("--base-url", args.base_url, None),
+            ("--retries", args.retries, 5),
         ):
             if value != default:
                 command += [flag, str(value)]
