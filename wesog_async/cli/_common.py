@@ -243,6 +243,17 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: errors only on stderr."""
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="nothing on stderr but errors (and --progress jsonl if asked for); stdout "
+        "is unchanged",
+    )
+
+
 def add_logging(parser: argparse.ArgumentParser) -> None:
     """``--verbose`` and ``--log-format`` (library logs on stderr)."""
     group = parser.add_argument_group("logging")
@@ -297,6 +308,7 @@ __all__ = [
     "UsageError",
     "add_connection",
     "add_logging",
+    "add_quiet",
     "err",
     "exit_code_for",
     "guarded",

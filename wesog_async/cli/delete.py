@@ -11,6 +11,7 @@ from wesog_async.cli._common import (
     HelpFormatter,
     add_connection,
     add_logging,
+    add_quiet,
     err,
     exit_code_epilog,
     guarded,
@@ -43,7 +44,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--urgent", action="store_true", help="put the operation first in the queue"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr but errors")
+    add_quiet(parser)
     add_logging(parser)
     add_connection(parser)
 

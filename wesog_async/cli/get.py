@@ -11,6 +11,7 @@ from wesog_async.cli._common import (
     UsageError,
     add_connection,
     add_logging,
+    add_quiet,
     exit_code_epilog,
     guarded,
     list_arg,
@@ -39,6 +40,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="F[,F]",
         help="only these fields (repeatable; default: all)",
     )
+    add_quiet(parser)
     add_logging(parser)
     add_connection(parser)
 

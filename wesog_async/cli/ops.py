@@ -13,6 +13,7 @@ from wesog_async.cli._common import (
     UsageError,
     add_connection,
     add_logging,
+    add_quiet,
     err,
     exit_code_epilog,
     guarded,
@@ -55,6 +56,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                 metavar="S",
                 help="give up after S seconds, exit 1 (default: the client's wait timeout)",
             )
+        add_quiet(action)
         add_logging(action)
         add_connection(action)
     listing = actions.add_parser(
@@ -68,6 +70,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--limit", type=int, metavar="N", help="operations per page (default: the server's)"
     )
     listing.add_argument("--page", type=int, metavar="N", help="page to print (default: 1)")
+    add_quiet(listing)
     add_logging(listing)
     add_connection(listing)
 

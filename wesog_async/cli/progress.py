@@ -17,11 +17,11 @@ from typing import IO, Any, Final, Protocol
 import attrs
 
 from wesog_async import Progress
-from wesog_async.cli._common import UsageError
+from wesog_async.cli._common import UsageError, add_quiet
 
 try:
     from rich.console import Console
-    from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bar
 except ImportError:  # rich is the optional ``cli`` extra
     HAVE_RICH = False
@@ -133,9 +133,8 @@ class RichDisplay:
             raise ImportError("the progress bar needs rich: pip install 'wesog-async[cli]'")
         self._total = total
         self._bar = Bar(
-            SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=12),
             TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[rate]}"),
             TextColumn("{task.fields[outcomes]}"),
@@ -160,19 +159,19 @@ class RichDisplay:
         done = p.applied + p.failed + p.invalid + p.unknown + p.not_sent
         count = f"{done:,}/{self._total:,}" if self._total is not None else f"{done:,}"
         outcomes = [f"[green]✔ {p.applied:,}[/]"]
-        for style, label, value in (
-            ("red", "failed", p.failed),
-            ("yellow", "invalid", p.invalid),
-            ("magenta", "unknown", p.unknown),
-            ("dim", "not sent", p.not_sent),
+        for style, text, value in (
+            ("red", "✘ {:,} failed", p.failed),
+            ("yellow", "{:,} invalid", p.invalid),
+            ("magenta", "{:,} unknown", p.unknown),
+            ("dim", "{:,} not sent", p.not_sent),
         ):
             if value:
-                outcomes.append(f"[{style}]{value:,} {label}[/]")
+                outcomes.append(f"[{style}]{text.format(value)}[/]")
         fields: dict[str, Any] = {
             "count": count,
-            "rate": f"{p.records_per_s:,.0f} rec/s",
+            "rate": f"{p.records_per_s:,.0f}/s",
             "outcomes": " ".join(outcomes),
-            "pending": f"{p.ops_pending:,} ops pending",
+            "pending": f"{p.ops_pending:,} ops",
         }
         self._bar.update(self._task, completed=done, **fields)
 
@@ -206,19 +205,13 @@ def make_display(
 
 def add_progress_options(parser: argparse.ArgumentParser) -> None:
     """``--progress`` and ``--quiet``."""
+    add_quiet(parser)
     parser.add_argument(
         "--progress",
         choices=PROGRESS_MODES,
         default="auto",
         help="progress on stderr: auto (a bar on a terminal, plain lines otherwise), bar, "
         "plain, jsonl (one JSON object per update, for headless jobs) or none",
-    )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="nothing on stderr but errors (and --progress jsonl if asked for); stdout "
-        "is unchanged",
     )
 
 

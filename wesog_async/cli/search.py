@@ -13,6 +13,7 @@ from wesog_async.cli._common import (
     UsageError,
     add_connection,
     add_logging,
+    add_quiet,
     exit_code_epilog,
     guarded,
     list_arg,
@@ -72,6 +73,7 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--lang", choices=SEARCH_LANGS, help="language of the search (default: the server's)"
     )
     parser.add_argument("--all", action="store_true", help="walk every page (ignores --page)")
+    add_quiet(parser)
     add_logging(parser)
     add_connection(parser)
 
