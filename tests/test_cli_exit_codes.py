@@ -157,3 +157,14 @@ def test_no_key_with_a_base_url_is_a_usage_error(
     assert main(["upload", path]) == 2
     err = capsys.readouterr().err
     assert "no API key for https://api.example.com" in err and "--api-key" in err
+
+
+def test_no_key_fallback_refuses_a_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = jsonl(tmp_path / "in.jsonl", good(2))
+    journal = str(tmp_path / "j.db")
+    assert main(["upload", path, "--journal", journal]) == 2
+    assert "refusing --journal" in capsys.readouterr().err
+    assert not Path(journal).exists()
+    assert main(["upload", path, "--journal", journal, "--emulator", "-q"]) == 0

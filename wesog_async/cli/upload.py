@@ -304,6 +304,14 @@ def _embedded(args: argparse.Namespace) -> bool:
             f"(without a key and without --base-url/${ENV_BASE_URL}, upload runs against an "
             "embedded emulator)"
         )
+    if args.journal:
+        # The journal would record as applied what only reached a throwaway
+        # emulator, and a later run with the key would skip those records.
+        raise UsageError(
+            f"no API key (--api-key or ${ENV_API_KEY}): refusing --journal against the "
+            "embedded emulator, whose journal would skip these records on a later run "
+            "with the key; add --emulator to do it on purpose"
+        )
     return True
 
 
