@@ -4,7 +4,10 @@ base URL."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +171,29 @@ def test_no_key_fallback_refuses_a_journal(
     assert "refusing --journal" in capsys.readouterr().err
     assert not Path(journal).exists()
     assert main(["upload", path, "--journal", journal, "--emulator", "-q"]) == 0
+
+
+def test_exit_codes_as_a_subprocess(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("WESOG_API_KEY", None)
+    env.pop("WESOG_BASE_URL", None)
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "wesog_async", *argv],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    nowhere = run("get", "a", "--api-key", KEY, "--base-url", closed_port(), "--retries", "0")
+    assert nowhere.returncode == 3 and KEY not in nowhere.stderr
+    path = jsonl(tmp_path / "in.jsonl", [*good(3), {"id": "x"}])
+    fallback = run("upload", path, "--quiet")
+    assert fallback.returncode == 1  # one invalid record
+    assert "embedded emulator" in fallback.stderr
+    assert lines(fallback.stdout)[-1]["summary"]["applied"] == 3
+    assert run("upload", path, "--mode", "nope").returncode == 2
