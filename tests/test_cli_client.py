@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,10 +24,9 @@ from typing import Any
 import attrs
 import pytest
 
-from wesog_async import cli
-from wesog_async._bulk import Progress
-from wesog_async._cli_commands import demo_records
-from wesog_async._progress import PlainDisplay, RichDisplay, describe, make_display
+from wesog_async import Progress, cli
+from wesog_async.cli.demo import demo_records
+from wesog_async.cli.progress import PlainDisplay, RichDisplay, describe, make_display
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 KEY = "cli-canary-key-1234567890"
@@ -35,9 +35,9 @@ KEY = "cli-canary-key-1234567890"
 class ThreadedEmulator:
     """An emulator on its own loop in a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = EmulatorServer(EmulatorConfig(api_keys=(KEY,), item_delay_ms=0))
+        self.server = EmulatorServer(config or EmulatorConfig(api_keys=(KEY,), item_delay_ms=0))
         ready = threading.Event()
 
         def run() -> None:
@@ -94,13 +94,17 @@ def good(n: int, prefix: str = "c") -> list[dict[str, Any]]:
     return [{"id": f"{prefix}{i}", "src": f"https://img.example.com/{i}.jpg"} for i in range(n)]
 
 
-def test_upload_without_a_key_points_to_the_emulator(
+def test_upload_without_a_key_runs_on_an_embedded_emulator(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = jsonl(tmp_path / "in.jsonl", good(3))
-    assert cli.main(["upload", path]) == 2
-    err = capsys.readouterr().err
-    assert "no API key" in err and "--emulator" in err and "WESOG_API_KEY" in err
+    assert cli.main(["upload", path, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    # Said even with --quiet: the data does not go where the user may think.
+    assert "no API key" in captured.err and "embedded emulator" in captured.err
+    assert "WESOG_API_KEY" in captured.err
+    summary = lines(captured.out)[-1]["summary"]
+    assert summary["applied"] == 3 and summary["emulator"] is True
 
 
 def test_upload_to_the_embedded_emulator_reports_bad_rows(
@@ -113,7 +117,7 @@ def test_upload_to_the_embedded_emulator_reports_bad_rows(
     text = "".join(json.dumps(r) + "\n" for r in records).replace('{"id": "c7"', '{"id": "c7"\n', 1)
     path.write_text(text + "\n\n{broken\n", encoding="utf-8")
     out = tmp_path / "failed.jsonl"
-    code = cli.main(["upload", str(path), "--emulator", "--failed-out", str(out), "--quiet"])
+    code = cli.main(["upload", str(path), "--emulator", "--failed-out", str(out)])
     assert code == 1
     captured = capsys.readouterr()
     (summary,) = lines(captured.out)
@@ -239,7 +243,7 @@ def test_get_search_delete_and_ops(
 
     assert cli.main(["get", "s3", "--fields", "image_id,title", *conn(emu)]) == 0
     assert lines(capsys.readouterr().out) == [{"image_id": "s3", "title": "T3"}]
-    assert cli.main(["get", "nope", *conn(emu)]) == 1
+    assert cli.main(["get", "nope", *conn(emu)]) == 5  # not found
     assert "404" in capsys.readouterr().err
 
     assert cli.main(["search", "--limit", "5", "--count", "--facets", "city", *conn(emu)]) == 0
@@ -264,8 +268,8 @@ def test_get_search_delete_and_ops(
     assert cli.main(["ops", "get", str(newest), *conn(emu)]) == 0
     assert lines(capsys.readouterr().out)[0]["op_id"] == newest
     assert cli.main(["ops", "wait", str(newest), *conn(emu)]) == 1  # it had a failed item
-    assert cli.main(["ops", "get", "999", *conn(emu)]) == 1
-    assert cli.main(["ops", "cancel", str(newest), *conn(emu)]) == 1  # already finished
+    assert cli.main(["ops", "get", "999", *conn(emu)]) == 5  # not found
+    assert cli.main(["ops", "cancel", str(newest), *conn(emu)]) == 4  # 409: already finished
     assert "409" in capsys.readouterr().err
     assert cli.main(["get", "s3", "--api-key", "bad", "--base-url", emu.server.url]) == 2
 
@@ -309,10 +313,17 @@ def test_demo_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_demo_subprocess(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    tmp.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "TMPDIR": str(tmp),
+    }
     result = subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error", "-m", "wesog_async", "demo", "--count", "500"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -324,7 +335,10 @@ def test_demo_subprocess(tmp_path: Path) -> None:
     assert "applied" in result.stdout and "failed" in result.stdout
     assert "wesog-demo-failed.jsonl" in result.stdout
     assert "demo: 500 read" in result.stderr  # plain progress lines off a terminal
-    failed = lines((tmp_path / "wesog-demo-failed.jsonl").read_text())
+    assert not list(cwd.iterdir())  # nothing in the working directory
+    (written,) = re.findall(r"records are in (\S+wesog-demo-failed\.jsonl)", result.stdout)
+    assert Path(written).parent.parent == tmp  # a fresh temporary directory
+    failed = lines(Path(written).read_text())
     assert {f["status"] for f in failed} == {"failed", "invalid"} and len(failed) == 3
 
 
