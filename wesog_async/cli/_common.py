@@ -233,7 +233,7 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=5,
         metavar="N",
-        help="retries of a request after a connection error, a 429 or a 502/503/504 "
+        help="retries of a request after a connection error, a 408, a 429 or a 5xx "
         "(0 turns them off)",
     )
     group.add_argument(
