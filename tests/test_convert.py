@@ -519,3 +519,35 @@ def test_tag_result_must_be_an_object(data: Any) -> None:
 
 def test_tag_result_empty_keywords_stay_empty() -> None:
     assert structure_tag_result({"keywords": []}).keywords == ()
+
+
+def test_pending_status_fast_path_agrees_with_the_full_model() -> None:
+    from wesog_async._convert import pending_status, structure_operation
+
+    body = {
+        "op_id": 3, "num_total": 10, "num_good": 4, "num_bad": 1, "is_started": True,
+        "is_finished": False, "all_good": None, "method": "add",
+    }  # fmt: skip
+    quick = pending_status(body)
+    full = structure_operation(body)
+    assert quick is not None
+    for field in ("op_id", "num_total", "num_good", "num_bad", "is_started", "is_finished"):
+        assert getattr(quick, field) == getattr(full, field)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"num_total": 1, "num_good": 0, "num_bad": 0, "is_finished": True},
+        {"num_total": "1", "num_good": 0, "num_bad": 0, "is_finished": False},
+        {"num_total": 1, "num_good": True, "num_bad": 0, "is_finished": False},
+        {"num_total": 1, "num_good": 0, "num_bad": 0, "is_finished": False, "is_started": "no"},
+        {"num_total": 1, "num_good": 0, "num_bad": 0, "is_finished": False, "op_id": "7"},
+        {"num_total": 1, "num_good": 0, "num_bad": 0, "is_finished": "false"},
+        [],
+    ],
+)
+def test_pending_status_leaves_anything_unusual_to_the_full_model(body: object) -> None:
+    from wesog_async._convert import pending_status
+
+    assert pending_status(body) is None

@@ -234,6 +234,27 @@ def structure_operation(data: Any, *, body: bytes | None = None) -> Operation:
     return structure(data, Operation, body=body, what="operation")
 
 
+def pending_status(data: Any) -> Operation | None:
+    """The counts and flags of an unfinished status, read with exact type checks
+    and no cattrs (the poll hot path); ``None`` when the body is anything else,
+    so that :func:`structure_operation` reports it precisely. Timestamps and
+    errors of a pending status are not kept: the finished status has them."""
+    if type(data) is not dict or data.get("is_finished") is not False:
+        return None
+    total, good, bad = data.get("num_total"), data.get("num_good"), data.get("num_bad")
+    started, op_id = data.get("is_started"), data.get("op_id")
+    if type(total) is not int or type(good) is not int or type(bad) is not int:
+        return None
+    if (started is not None and type(started) is not bool) or (
+        op_id is not None and type(op_id) is not int
+    ):
+        return None
+    return Operation(
+        num_total=total, num_good=good, num_bad=bad, is_finished=False,
+        is_started=started, op_id=op_id,
+    )  # fmt: skip
+
+
 def structure_image(data: Any, *, body: bytes | None = None) -> Image:
     """An :class:`Image` from a response body; unknown keys are ignored."""
     return structure(data, Image, body=body, what="image")

@@ -18,7 +18,7 @@ import random
 import attrs
 
 from wesog_async import _sansio
-from wesog_async._convert import structure_operation
+from wesog_async._convert import pending_status, structure_operation
 from wesog_async._errors import (
     ClientClosedError,
     NotFoundError,
@@ -64,7 +64,8 @@ def _mark_retrieved(fut: asyncio.Future[Operation]) -> None:
 
 
 def _parse_status(resp: Response) -> Operation:
-    return structure_operation(resp.json(), body=resp.body)
+    data = resp.json()
+    return pending_status(data) or structure_operation(data, body=resp.body)
 
 
 class Poller:
