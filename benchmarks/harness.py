@@ -36,6 +36,8 @@ from typing import Any
 
 import attrs
 
+from benchmarks.fastserver import FastServerSpec, fast_server_main
+
 BENCH_PREFIX = "/_emulator/bench/"
 
 # The child gives up on its own after this long (a bound on every loop).
@@ -201,13 +203,24 @@ def run_loop(main: Callable[[], Any], *, use_uvloop: bool = True) -> Any:
 
 
 class Emulator:
-    """A running emulator child process; use as a context manager."""
+    """A running server child process; use as a context manager.
 
-    def __init__(self, spec: EmulatorSpec, *, core: int | None) -> None:
+    The kind of server follows the spec: :class:`EmulatorSpec` spawns the
+    emulator (``wesog_async.emulator``, full accounting), :class:`FastServerSpec`
+    the benchmark's fast server (:mod:`benchmarks.fastserver`, never the
+    bottleneck). Both answer the same control routes.
+    """
+
+    def __init__(self, spec: EmulatorSpec | FastServerSpec, *, core: int | None) -> None:
         self.spec = spec
         self.core = core
         self.port = 0
         self._process: multiprocessing.process.BaseProcess | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"emulator"`` or ``"fast"``."""
+        return "fast" if isinstance(self.spec, FastServerSpec) else "emulator"
 
     @property
     def url(self) -> str:
@@ -220,15 +233,14 @@ class Emulator:
     def __enter__(self) -> Emulator:
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe(duplex=False)
-        process = ctx.Process(
-            target=_emulator_main, args=(self.spec, self.core, child_conn), daemon=True
-        )
+        target = fast_server_main if isinstance(self.spec, FastServerSpec) else _emulator_main
+        process = ctx.Process(target=target, args=(self.spec, self.core, child_conn), daemon=True)
         process.start()
         self._process = process
         child_conn.close()
         if not parent_conn.poll(_START_TIMEOUT_S):
             self.stop()
-            raise RuntimeError("the emulator did not start in time")
+            raise RuntimeError(f"the {self.kind} server did not start in time")
         self.port = int(parent_conn.recv())
         parent_conn.close()
         return self
@@ -271,6 +283,11 @@ class Emulator:
         """``{op_id: finish time}`` of operations finished after ``since``."""
         data = self._call("GET", f"{BENCH_PREFIX}finished?since={since}")
         return {int(op_id): float(t) for op_id, t in data["finished"]}
+
+    def received(self) -> dict[str, int]:
+        """Fast server only: receipts per image id on the single-image routes."""
+        result: dict[str, int] = self._call("GET", BENCH_PREFIX + "received")
+        return result
 
     def pause(self) -> None:
         """Hold the queues: submitted operations stay pending."""

@@ -160,7 +160,7 @@ class RawPeer:
         for n in range(_MAX_POLLS):
             if op is not None and op.get("is_finished") is True:
                 break
-            await asyncio.sleep(fixed_delay(n))
+            await asyncio.sleep(fixed_delay(n, self.job.poll_schedule))
             op = await self.poll(op_id)
         self.done(op_id, items, op)
 
