@@ -18,7 +18,7 @@ disagreement in ``count_mismatches`` (must stay 0).
 Operations are canned but consistent: the 202 body is the full Operation
 (section 5 of wesog-api.md) plus ``op_id``, queued; an op's finish time is
 fixed at submit (``op_delay_ms`` drawn from ``fixed``/``exponential``/``lognormal``
-as the emulator draws it, plus ``item_delay_ms`` × records; no queue, every op
+as the emulator draws it, plus ``item_delay_ms`` x records; no queue, every op
 runs at once), so a poll after that time sees it finished with ``num_good`` =
 records, ``num_bad`` 0, ``errors`` [] and timing fields that match. ``wait=true``
 answers 200 at the finish time. ``response_delay_ms`` holds every API answer
@@ -48,13 +48,10 @@ from typing import Any
 import attrs
 
 CONTROL = b"/_emulator/"
-_MAX_HEAD = 65536
-_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized"}
-_REASONS |= {404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type"}
-_REASONS |= {431: "Request Header Fields Too Large"}
 _METHODS = {b"POST": "add", b"PUT": "upd", b"PATCH": "upd", b"DELETE": "del"}
 _LOGNORMAL_SIGMA = 0.5  # as the emulator's (wesog_async.emulator.config)
 _TRUE = (b"true", b"1", b"yes", b"on")
+_FLAG_NAMES = (b"wait", b"urgent", b"strict")
 _OP = (
     '{"op_id":%d,"method":"%s","resource":"image","num_total":%d,"num_good":%d,'
     '"num_bad":%d,"is_started":%s,"is_finished":%s,"all_good":%s,"do_wait":%s,'
@@ -109,8 +106,17 @@ def _b(flag: bool | None) -> str:
 
 
 class _Op:
-    __slots__ = ("bad", "created", "created_iso", "finish", "flags", "method", "n", "op_id")
-    __slots__ += ("start",)
+    __slots__ = (
+        "bad",
+        "created",
+        "created_iso",
+        "finish",
+        "flags",
+        "method",
+        "n",
+        "op_id",
+        "start",
+    )
 
     def __init__(self, op_id: int, method: str, n: int, created: float, flags: tuple[bool, ...]):
         self.op_id, self.method, self.n, self.created, self.flags = op_id, method, n, created, flags
@@ -120,32 +126,29 @@ class _Op:
         self.finish: float | None = None
 
     def body(self, now: float) -> bytes:
-        """The Operation as seen at ``now`` (epoch seconds)."""
-        wait, urgent, strict = (_b(f) for f in self.flags)
+        """The Operation as seen at ``now`` (epoch seconds): queued, running or
+        finished, with timing fields that agree with each other."""
         start, finish = self.start, self.finish
+        good = bad = 0
+        idle = exe = 0.0
+        started = ended = "null"
+        errors = "[]"
         if start is None or finish is None or now < start:
-            state = ("false", "false", "null", 0.0, 0.0, "null", "null", 0, 0)
-        elif now < finish:
-            started = f'"{iso(start)}"'
-            state = ("true", "false", "null", (start - self.created) * 1e3, 0.0, started, "null")
-            state += (0, 0)
+            is_started, is_finished, all_good = "false", "false", "null"
         else:
-            started, ended = f'"{iso(start)}"', f'"{iso(finish)}"'
-            idle, exe = (start - self.created) * 1e3, (finish - start) * 1e3
-            state = ("true", "true", _b(not self.bad), idle, exe, started, ended)
-            state += (self.n - self.bad, self.bad)
-        errors = '[{"id":0,"msg":"image already exists"}]' if self.bad and state[1] == "true" else "[]"
-        is_started, is_finished, all_good, idle_ms, exec_ms, started_at, finished_at, good, bad = (
-            state
-        )
-        return (
-            _OP
-            % (
-                self.op_id, self.method, self.n, good, bad, is_started, is_finished, all_good,
-                wait, urgent, strict, idle_ms, exec_ms, self.created_iso, started_at,
-                finished_at, errors,
-            )  # fmt: skip
-        ).encode()
+            started, idle = f'"{iso(start)}"', (start - self.created) * 1e3
+            if now < finish:
+                is_started, is_finished, all_good = "true", "false", "null"
+            else:
+                is_started, is_finished, all_good = "true", "true", _b(not self.bad)
+                ended, exe = f'"{iso(finish)}"', (finish - start) * 1e3
+                good, bad = self.n - self.bad, self.bad
+                if self.bad:
+                    errors = '[{"id":0,"msg":"image already exists"}]'
+        wait, urgent, strict = (_b(f) for f in self.flags)
+        values = (self.op_id, self.method, self.n, good, bad, is_started, is_finished, all_good)
+        values += (wait, urgent, strict, idle, exe, self.created_iso, started, ended, errors)
+        return (_OP % values).encode()
 
 
 class State:
@@ -241,24 +244,19 @@ class State:
         }
 
 
-def _response(status: int, body: bytes, close: bool = False) -> bytes:
-    head = (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    )
-    if close:
-        head += "Connection: close\r\n"
-    return head.encode() + b"\r\n" + body
-
-
 def _detail(status: int, msg: str) -> tuple[int, bytes, float]:
     return status, json.dumps({"detail": msg}).encode(), 0.0
 
 
+def _query(query: bytes) -> dict[bytes, bytes]:
+    return dict(p.partition(b"=")[::2] for p in query.split(b"&") if p)
+
+
 def _flags(query: bytes) -> tuple[bool, bool, bool]:
     """``(wait, urgent, strict)`` from the query string."""
-    values = dict(p.partition(b"=")[::2] for p in query.split(b"&") if p)
-    return tuple(values.get(k, b"").lower() in _TRUE for k in (b"wait", b"urgent", b"strict"))  # type: ignore[return-value]
+    values = _query(query)
+    wait, urgent, strict = (values.get(k, b"").lower() in _TRUE for k in _FLAG_NAMES)
+    return wait, urgent, strict
 
 
 class App:
@@ -270,7 +268,9 @@ class App:
         self.hold = state.spec.response_delay_ms / 1000.0
         self.batch_writes = 0
 
-    def handle(self, method: bytes, target: bytes, key: bytes | None, body: bytes, enc: bool) -> Any:
+    def handle(
+        self, method: bytes, target: bytes, key: bytes | None, body: bytes, enc: bool
+    ) -> Any:
         """``(status, body or a callable making it, seconds to hold the answer)``."""
         path, _, query = target.partition(b"?")
         if path.startswith(CONTROL):
@@ -329,7 +329,7 @@ class App:
             self.batch_writes = 0
             data = {"reset": True}
         elif name == b"bench/finished":
-            since = dict(p.partition(b"=")[::2] for p in query.split(b"&") if p).get(b"since", b"0")
+            since = _query(query).get(b"since", b"0")
             data = state.finished(min(int(since), len(state.order)))
         elif name == b"bench/pause" and method == b"POST":
             state.paused = True
@@ -344,121 +344,13 @@ class App:
         return 200, json.dumps(data).encode(), 0.0
 
 
-class HttpProtocol(asyncio.Protocol):
-    """One connection: HTTP/1.1 keep-alive, answers in request order."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.busy = False  # an answer is being held: later requests wait for it
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        self.process()
-
-    def process(self) -> None:
-        while not self.busy and self.transport is not None and self.buf:
-            try:
-                request = self.parse()
-            except ValueError:
-                self.send(_response(400, b'{"detail":"bad request"}', close=True), close=True)
-                return
-            if request is None:
-                return
-            method, target, key, body, close, enc = request
-            status, out, hold = self.app.handle(method, target, key, body, enc)
-            if hold > 0:
-                self.busy = True
-                loop = asyncio.get_running_loop()
-                loop.call_later(hold, self.send_held, status, out, close)
-                return
-            self.send(_response(status, out, close), close=close)
-
-    def send_held(self, status: int, out: Any, close: bool) -> None:
-        self.busy = False
-        self.send(_response(status, out() if callable(out) else out, close), close=close)
-        self.process()
-
-    def send(self, data: bytes, *, close: bool) -> None:
-        if self.transport is None:
-            return
-        self.app.state.responses[int(data[9:12])] += 1
-        self.transport.write(data)
-        if close:
-            self.transport.close()
-            self.transport = None
-
-    def parse(self) -> tuple[bytes, bytes, bytes | None, bytes, bool, bool] | None:
-        """One complete request off the buffer, or ``None`` until more arrives."""
-        buf = self.buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > _MAX_HEAD:
-                raise ValueError("header too large")
-            return None
-        lines = bytes(buf[:end]).split(b"\r\n")
-        method, target, version = lines[0].split(b" ", 2)
-        length, key, chunked, enc = 0, None, False, False
-        close = version == b"HTTP/1.0"
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"api-key":
-                key = value.strip()
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                close = value.strip().lower() == b"close"
-            elif name == b"content-encoding":
-                enc = value.strip().lower() != b"identity"
-        start = end + 4
-        if chunked:
-            got = _dechunk(buf, start)
-            if got is None:
-                return None
-            body, consumed = got
-        else:
-            if len(buf) < start + length:
-                return None
-            body, consumed = bytes(buf[start : start + length]), start + length
-        del buf[:consumed]
-        return method, target, key, body, close, enc
-
-
-def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
-    """A chunked body starting at ``pos``: ``(body, end)``, ``None`` if incomplete."""
-    parts = []
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        size = int(bytes(buf[pos:eol]).split(b";")[0], 16)
-        pos = eol + 2
-        if size == 0:
-            if buf[pos : pos + 2] == b"\r\n":
-                return b"".join(parts), pos + 2
-            trailer_end = buf.find(b"\r\n\r\n", pos)
-            return None if trailer_end < 0 else (b"".join(parts), trailer_end + 4)
-        if len(buf) < pos + size + 2:
-            return None
-        parts.append(bytes(buf[pos : pos + size]))
-        pos += size + 2
-
-
 async def serve(spec: FastServerSpec, port: int = 0) -> tuple[asyncio.Server, State]:
     """Start the server on 127.0.0.1 in the running loop (tests use this directly)."""
     state = State(spec)
     app = App(state)
     loop = asyncio.get_running_loop()
+    from benchmarks.fasthttp import HttpProtocol
+
     server = await loop.create_server(lambda: HttpProtocol(app), "127.0.0.1", port)
     return server, state
 

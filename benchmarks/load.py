@@ -5,7 +5,7 @@ reported unknown or resent.
 through one client with ``max_connections=8`` and a per-attempt ``timeout``
 (2 s), against the fast server holding every answer ``load_response_delay_ms``
 (5 ms) — a slow server without CPU, so that the writes queue for the 8 pooled
-connections for longer than the timeout (5,000 / 8 × 5 ms ≈ 3.1 s, polls
+connections for longer than the timeout (5,000 / 8 x 5 ms ≈ 3.1 s, polls
 besides). Every attempt that reaches the server is answered within ~5 ms, far
 inside the timeout; a write that times out *waiting for a connection* never
 left the client. Then the same with ``strict=False`` (upserts), where the client
@@ -84,7 +84,10 @@ def w8_load(b: Bench) -> None:
             run.problems = problems(counts, res.error)
             b.runs.append(run)
             b.log(f"  W8 {variant:<7}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            b.log(f"  W8 {variant:<7}: " + ("FAIL " + "; ".join(run.problems) if run.problems else "ok"))
+            b.log(
+                f"  W8 {variant:<7}: "
+                + ("FAIL " + "; ".join(run.problems) if run.problems else "ok")
+            )
             add_figures(b, variant, counts, res)
 
 

@@ -629,9 +629,7 @@ def w3(b: Bench) -> None:
             ),
         )
     if "P1" in runs and "P0" in runs:
-        ratio = median(
-            pair_ratios(cpu_us_per_record(runs["P1"]), cpu_us_per_record(runs["P0"]))
-        )
+        ratio = median(pair_ratios(cpu_us_per_record(runs["P1"]), cpu_us_per_record(runs["P0"])))
         p0 = runs["P0"]
         b.add(
             Figure(
@@ -1022,7 +1020,13 @@ def w7(b: Bench) -> None:
         if peer == "P1":
             b.add(
                 Figure(
-                    "W7", "loop lag p99, P1", p99, "ms", "<= 5", verdict(p99 <= 5, invalid=bound), note
+                    "W7",
+                    "loop lag p99, P1",
+                    p99,
+                    "ms",
+                    "<= 5",
+                    verdict(p99 <= 5, invalid=bound),
+                    note,
                 ),
                 Figure(
                     "W7",

@@ -147,4 +147,6 @@ async def p1_load(job: Job, *, strict: bool, max_connections: int, timeout: floa
 
 def _kind(exc: BaseException, where: str) -> str:
     name = type(exc).__name__
-    return f"{where}: {name}" if isinstance(exc, WesogError) else f"{where}: {name} (not a WesogError)"
+    return (
+        f"{where}: {name}" if isinstance(exc, WesogError) else f"{where}: {name} (not a WesogError)"
+    )
