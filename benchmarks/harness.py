@@ -1,8 +1,10 @@
-"""The emulator in its own pinned process, its control routes, and measurement helpers.
+"""The server in its own pinned process, its control routes, and measurement helpers.
 
-The emulator is spawned (``multiprocessing`` "spawn" context), pinned to one
-core with :func:`os.sched_setaffinity`, run on uvloop when installed, with access
-logs off. The harness pins itself to the other core(s).
+The server — the emulator, or the fast server of :mod:`benchmarks.fastserver`
+(the spec passed to :class:`Emulator` decides) — is spawned (``multiprocessing``
+"spawn" context), pinned to one core with :func:`os.sched_setaffinity`, run on
+uvloop when installed, with access logs off. The harness pins itself to the
+other core(s). The fast server answers the same control routes as below.
 
 Besides the emulator's own internal routes (``/_emulator/stats``,
 ``/_emulator/reset``, ``/_emulator/faults``), the benchmark child adds two

@@ -340,10 +340,11 @@ class Bench:
 
 def _line(run: RunRecord) -> str:
     status = "ok" if run.accounting_ok else "FAIL " + "; ".join(run.problems)
+    server = "fast server" if run.server == "fast" else "emulator"
     return (
         f"  {run.workload} {run.variant:<14} {run.peer:<11} rep {run.rep}: "
         f"wall {run.wall:7.3f}s cpu {run.cpu:6.3f}s polls {run.polls:6d} "
-        f"client busy {run.client_busy:4.0%} {run.server} busy {run.server_busy:4.0%}  {status}"
+        f"client busy {run.client_busy:4.0%} {server} busy {run.server_busy:4.0%}  {status}"
     )
 
 
@@ -375,7 +376,7 @@ def p0_waiting(p0_runs: Sequence[RunRecord]) -> bool:
 
 def busy_note(p0_runs: Sequence[RunRecord]) -> str:
     busy = median([r.server_busy for r in p0_runs if r.wall > 0])
-    kind = p0_runs[0].server if p0_runs else "server"
+    kind = "fast server" if p0_runs and p0_runs[0].server == "fast" else "emulator"
     return f"{kind} CPU busy {busy:.0%} of P0 wall"
 
 
