@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -347,13 +348,26 @@ class RssSampler:
         return self.peak - self.baseline
 
 
+def runqueue_wait_s() -> float:
+    """Seconds this thread spent runnable but waiting for a CPU (Linux
+    ``/proc/self/schedstat``; ``nan`` elsewhere): time taken by other processes
+    on a shared machine, not time the process chose to wait."""
+    try:
+        with open("/proc/self/schedstat", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
 @contextlib.contextmanager
 def timed() -> Iterator[dict[str, float]]:
-    """Wall and CPU seconds of the block: ``{"wall": ..., "cpu": ...}``."""
+    """Wall and CPU seconds of the block, and the seconds it was runnable but not
+    running: ``{"wall": ..., "cpu": ..., "runq": ...}``."""
     out: dict[str, float] = {}
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    wall0, cpu0, runq0 = time.perf_counter(), time.process_time(), runqueue_wait_s()
     try:
         yield out
     finally:
         out["wall"] = time.perf_counter() - wall0
         out["cpu"] = time.process_time() - cpu0
+        out["runq"] = runqueue_wait_s() - runq0

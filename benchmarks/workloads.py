@@ -344,7 +344,8 @@ def _line(run: RunRecord) -> str:
     return (
         f"  {run.workload} {run.variant:<14} {run.peer:<11} rep {run.rep}: "
         f"wall {run.wall:7.3f}s cpu {run.cpu:6.3f}s polls {run.polls:6d} "
-        f"client busy {run.client_busy:4.0%} {server} busy {run.server_busy:4.0%}  {status}"
+        f"client busy {run.client_busy:4.0%} (+{run.descheduled:3.0%} descheduled) "
+        f"{server} busy {run.server_busy:4.0%}  {status}"
     )
 
 
@@ -383,7 +384,11 @@ def busy_note(p0_runs: Sequence[RunRecord]) -> str:
 def validity_note(p0_runs: Sequence[RunRecord]) -> str:
     """Both validity figures of a wall ratio against P0."""
     client = median([r.client_busy for r in p0_runs if r.wall > 0])
-    return f"{busy_note(p0_runs)}; P0 client CPU busy {client:.0%} of its wall"
+    away = median([r.descheduled for r in p0_runs if r.wall > 0])
+    return (
+        f"{busy_note(p0_runs)}; P0 client CPU busy {client:.0%} of its wall, "
+        f"+{away:.0%} runnable but descheduled (other processes)"
+    )
 
 
 def invalid_why(p0_runs: Sequence[RunRecord]) -> str:

@@ -235,6 +235,9 @@ def test_p0_must_be_cpu_bound_for_a_wall_ratio() -> None:
     assert "P0 waiting" in invalid_why([idle, idle, busy])
     assert invalid_why([bound, bound]) == "server-bound"
     assert not RunRecord("W1", "v", "P1", 0, 1, wall=1.0, cpu=0.1).p0_waiting
+    # Runnable but descheduled by other processes (a shared machine) is not waiting.
+    crowded = RunRecord("W1", "v", "P0", 3, 10, wall=1.0, cpu=0.5, runq=0.4)
+    assert not crowded.p0_waiting and crowded.descheduled == 0.4
 
 
 def test_load_judgement_tells_false_unknowns_from_real_ones() -> None:
