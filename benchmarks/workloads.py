@@ -381,14 +381,21 @@ def busy_note(p0_runs: Sequence[RunRecord]) -> str:
     return f"{kind} CPU busy {busy:.0%} of P0 wall"
 
 
+#: Above this median share of P0's wall spent descheduled, the note says so.
+CONTENDED = 0.20
+
+
 def validity_note(p0_runs: Sequence[RunRecord]) -> str:
     """Both validity figures of a wall ratio against P0."""
     client = median([r.client_busy for r in p0_runs if r.wall > 0])
     away = median([r.descheduled for r in p0_runs if r.wall > 0])
-    return (
+    note = (
         f"{busy_note(p0_runs)}; P0 client CPU busy {client:.0%} of its wall, "
         f"+{away:.0%} runnable but descheduled (other processes)"
     )
+    if away > CONTENDED:
+        note += "; a contended machine: wall figures noisy"
+    return note
 
 
 def invalid_why(p0_runs: Sequence[RunRecord]) -> str:
