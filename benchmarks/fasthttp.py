@@ -121,7 +121,7 @@ class HttpProtocol(asyncio.Protocol):
 
 def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
     """A chunked body starting at ``pos``: ``(body, end)``, ``None`` if incomplete."""
-    parts = []
+    parts: list[bytes] = []
     while True:
         eol = buf.find(b"\r\n", pos)
         if eol < 0:

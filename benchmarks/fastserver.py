@@ -146,9 +146,9 @@ class _Op:
                 if self.bad:
                     errors = '[{"id":0,"msg":"image already exists"}]'
         wait, urgent, strict = (_b(f) for f in self.flags)
-        values = (self.op_id, self.method, self.n, good, bad, is_started, is_finished, all_good)
-        values += (wait, urgent, strict, idle, exe, self.created_iso, started, ended, errors)
-        return (_OP % values).encode()
+        values: tuple[object, ...] = (self.op_id, self.method, self.n, good, bad, is_started)
+        values += (is_finished, all_good, wait, urgent, strict, idle, exe, self.created_iso)
+        return (_OP % (*values, started, ended, errors)).encode()
 
 
 class State:

@@ -14,6 +14,14 @@ JobKind = Literal["bulk", "singles"]
 #: Every peer gives up after this long (a bound on every loop).
 RUN_DEADLINE_S = 180.0
 
+#: ``fixed`` poll schedule of the raw peers: seconds after submit (then every 0.5 s).
+FIXED_SCHEDULE = (0.02, 0.04, 0.08, 0.16, 0.32, 0.5)
+#: The raw peers' schedule against the fast server with no operation delay: what
+#: hand-written code tuned for a server that finishes at once does (first poll
+#: 1 ms after the 202). With FIXED_SCHEDULE, P0 waited on its own 20 ms first
+#: poll (41-45% busy at batch 100) and was not the limit it claims to be.
+FAST_SCHEDULE = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.5)
+
 
 @attrs.define
 class Job:
@@ -43,7 +51,7 @@ class Job:
     companion: Callable[[], Awaitable[Any]] | None = None
     #: The raw peers' poll schedule (seconds after submit, the last repeats):
     #: :data:`FIXED_SCHEDULE`, or :data:`FAST_SCHEDULE` against the fast server.
-    poll_schedule: tuple[float, ...] = attrs.field(factory=lambda: FIXED_SCHEDULE)
+    poll_schedule: tuple[float, ...] = FIXED_SCHEDULE
 
 
 @attrs.define
@@ -106,15 +114,6 @@ async def staggered_start(job: Job, i: int) -> None:
 def now() -> float:
     """Wall-clock time, comparable with the emulator's finish times."""
     return time.time()
-
-
-#: ``fixed`` poll schedule of the raw peers: seconds after submit (then every 0.5 s).
-FIXED_SCHEDULE = (0.02, 0.04, 0.08, 0.16, 0.32, 0.5)
-#: The raw peers' schedule against the fast server with no operation delay: what
-#: hand-written code tuned for a server that finishes at once does (first poll
-#: 1 ms after the 202). With FIXED_SCHEDULE, P0 waited on its own 20 ms first
-#: poll (41-45% busy at batch 100) and was not the limit it claims to be.
-FAST_SCHEDULE = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.5)
 
 
 def fixed_delay(poll_number: int, schedule: tuple[float, ...] = FIXED_SCHEDULE) -> float:
