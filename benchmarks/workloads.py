@@ -82,6 +82,8 @@ class Profile:
     load_writes: int = 5_000
     load_response_delay_ms: float = 5.0
     load_timeout_s: float = 2.0
+    #: W1 also at batch 1000 / 16 with ~300-byte records (issue #13; fast server only).
+    w1_wide: bool = False
 
     def with_reps(self, reps: int) -> Profile:
         """Every workload at ``reps`` repetitions (``--reps``)."""
@@ -169,6 +171,7 @@ FULL = Profile(
     w6_records=100_000,
     w7_records=100_000,
     budget_s=540.0,
+    w1_wide=True,
 )
 
 QUICK = Profile(
@@ -451,6 +454,18 @@ def w1(b: Bench) -> None:
                 peer_reps=dict.fromkeys(extras, p.info_reps),
             )
             w1_figures(b, variant, batch, runs)
+        if p.w1_wide and emu.kind == "fast":
+            # Issue #13's third case: the same records with ~300 bytes each.
+            job = attrs.evolve(bulk_job(emu, n, 1000, 16), wide=True)
+            runs = b.interleave(
+                emu,
+                "W1",
+                "b1000/k16/300B",
+                b.peers(("P0", "P1"), bulk=True),
+                lambda _l, j=job: attrs.evolve(j),
+                reps=p.secondary_reps,
+            )
+            w1_figures(b, "b1000/k16/300B", 1000, runs)
 
 
 def w1_figures(b: Bench, variant: str, batch: int, runs: dict[str, list[RunRecord]]) -> None:

@@ -150,9 +150,10 @@ OP_FIELDS = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("dumps", [orjson.dumps, lambda v: json.dumps(v).encode()])
-def test_record_count_agrees_with_a_full_parse(dumps: Any) -> None:
-    body = dumps(list(records(1234, "c")))
+def test_record_count_agrees_with_a_full_parse(dumps: Any, wide: bool) -> None:
+    body = dumps(list(records(1234, "c", wide=wide)))
     assert count_records(body, b"POST") == parsed_count(body) == 1234
     ids = dumps([f"c-{i}" for i in range(17)])
     assert count_records(ids, b"DELETE") == 17

@@ -52,6 +52,8 @@ class Job:
     #: The raw peers' poll schedule (seconds after submit, the last repeats):
     #: :data:`FIXED_SCHEDULE`, or :data:`FAST_SCHEDULE` against the fast server.
     poll_schedule: tuple[float, ...] = FIXED_SCHEDULE
+    #: Bulk jobs: ~300-byte records instead of ``{id, src}`` (see :func:`record`).
+    wide: bool = False
 
 
 @attrs.define
@@ -80,17 +82,30 @@ class PeerResult:
         return self.records_sent - self.records_good - self.records_bad - self.records_unknown
 
 
-def record(i: int, prefix: str) -> dict[str, Any]:
+def record(i: int, prefix: str, *, wide: bool = False) -> dict[str, Any]:
     """Record number ``i``: the smallest valid create body (id and src), so that
     the emulator spends as little CPU per record as it can (it tokenizes text
-    fields for search, which would make it the bottleneck even sooner)."""
-    return {"id": f"{prefix}-{i:08d}", "src": f"https://img.example.com/{i % 997}/{i}.jpg"}
+    fields for search, which would make it the bottleneck even sooner).
+    ``wide``: ~300 bytes of JSON with six more text fields (issue #13's third
+    case; the fast server only). No value contains ``"id"`` (the fast server
+    counts records by that key)."""
+    rec = {"id": f"{prefix}-{i:08d}", "src": f"https://img.example.com/{i % 997}/{i}.jpg"}
+    if wide:
+        rec |= {
+            "title": f"Harbour at dusk, frame {i}",
+            "caption": "Boats moored in the harbour at dusk, warm light on the water",
+            "alt_text": f"Fishing boats and a lighthouse, view {i % 89} from the pier",
+            "author": f"Photographer {i % 113}",
+            "city": "Valparaiso",
+            "country": "Chile",
+        }
+    return rec
 
 
-def records(n: int, prefix: str) -> Iterator[dict[str, Any]]:
+def records(n: int, prefix: str, *, wide: bool = False) -> Iterator[dict[str, Any]]:
     """A generator of ``n`` records (never a list: streaming is part of the test)."""
     for i in range(n):
-        yield record(i, prefix)
+        yield record(i, prefix, wide=wide)
 
 
 def chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -224,7 +224,7 @@ class RawPeer:
         pending = asyncio.Semaphore(job.max_pending_ops)
 
         async def produce() -> None:
-            for batch in chunks(records(job.n_records, job.prefix), job.batch_size):
+            for batch in chunks(records(job.n_records, job.prefix, wide=job.wide), job.batch_size):
                 await queue.put(batch)
             for _ in range(job.in_flight):
                 await queue.put(None)

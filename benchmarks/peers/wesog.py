@@ -56,7 +56,7 @@ async def _bulk(client: WesogClient, job: Job, result: PeerResult) -> None:
     if not bulk_available():
         raise RuntimeError("this wesog_async has no bulk ingestion (wesog_async.ingest)")
     stream = client.images.ingest(
-        records(job.n_records, job.prefix),
+        records(job.n_records, job.prefix, wide=job.wide),
         mode="create",
         batch_size=job.batch_size,
         max_in_flight=job.in_flight,
