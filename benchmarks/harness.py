@@ -1,8 +1,10 @@
-"""The emulator in its own pinned process, its control routes, and measurement helpers.
+"""The server in its own pinned process, its control routes, and measurement helpers.
 
-The emulator is spawned (``multiprocessing`` "spawn" context), pinned to one
-core with :func:`os.sched_setaffinity`, run on uvloop when installed, with access
-logs off. The harness pins itself to the other core(s).
+The server — the emulator, or the fast server of :mod:`benchmarks.fastserver`
+(the spec passed to :class:`Emulator` decides) — is spawned (``multiprocessing``
+"spawn" context), pinned to one core with :func:`os.sched_setaffinity`, run on
+uvloop when installed, with access logs off. The harness pins itself to the
+other core(s). The fast server answers the same control routes as below.
 
 Besides the emulator's own internal routes (``/_emulator/stats``,
 ``/_emulator/reset``, ``/_emulator/faults``), the benchmark child adds two
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -35,6 +38,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
+
+from benchmarks.fastserver import FastServerSpec, fast_server_main
 
 BENCH_PREFIX = "/_emulator/bench/"
 
@@ -201,13 +206,24 @@ def run_loop(main: Callable[[], Any], *, use_uvloop: bool = True) -> Any:
 
 
 class Emulator:
-    """A running emulator child process; use as a context manager."""
+    """A running server child process; use as a context manager.
 
-    def __init__(self, spec: EmulatorSpec, *, core: int | None) -> None:
+    The kind of server follows the spec: :class:`EmulatorSpec` spawns the
+    emulator (``wesog_async.emulator``, full accounting), :class:`FastServerSpec`
+    the benchmark's fast server (:mod:`benchmarks.fastserver`, never the
+    bottleneck). Both answer the same control routes.
+    """
+
+    def __init__(self, spec: EmulatorSpec | FastServerSpec, *, core: int | None) -> None:
         self.spec = spec
         self.core = core
         self.port = 0
         self._process: multiprocessing.process.BaseProcess | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"emulator"`` or ``"fast"``."""
+        return "fast" if isinstance(self.spec, FastServerSpec) else "emulator"
 
     @property
     def url(self) -> str:
@@ -220,15 +236,14 @@ class Emulator:
     def __enter__(self) -> Emulator:
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe(duplex=False)
-        process = ctx.Process(
-            target=_emulator_main, args=(self.spec, self.core, child_conn), daemon=True
-        )
+        target = fast_server_main if isinstance(self.spec, FastServerSpec) else _emulator_main
+        process = ctx.Process(target=target, args=(self.spec, self.core, child_conn), daemon=True)
         process.start()
         self._process = process
         child_conn.close()
         if not parent_conn.poll(_START_TIMEOUT_S):
             self.stop()
-            raise RuntimeError("the emulator did not start in time")
+            raise RuntimeError(f"the {self.kind} server did not start in time")
         self.port = int(parent_conn.recv())
         parent_conn.close()
         return self
@@ -271,6 +286,11 @@ class Emulator:
         """``{op_id: finish time}`` of operations finished after ``since``."""
         data = self._call("GET", f"{BENCH_PREFIX}finished?since={since}")
         return {int(op_id): float(t) for op_id, t in data["finished"]}
+
+    def received(self) -> dict[str, int]:
+        """Fast server only: receipts per image id on the single-image routes."""
+        result: dict[str, int] = self._call("GET", BENCH_PREFIX + "received")
+        return result
 
     def pause(self) -> None:
         """Hold the queues: submitted operations stay pending."""
@@ -328,13 +348,26 @@ class RssSampler:
         return self.peak - self.baseline
 
 
+def runqueue_wait_s() -> float:
+    """Seconds this thread spent runnable but waiting for a CPU (Linux
+    ``/proc/self/schedstat``; ``nan`` elsewhere): time taken by other processes
+    on a shared machine, not time the process chose to wait."""
+    try:
+        with open("/proc/self/schedstat", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
 @contextlib.contextmanager
 def timed() -> Iterator[dict[str, float]]:
-    """Wall and CPU seconds of the block: ``{"wall": ..., "cpu": ...}``."""
+    """Wall and CPU seconds of the block, and the seconds it was runnable but not
+    running: ``{"wall": ..., "cpu": ..., "runq": ...}``."""
     out: dict[str, float] = {}
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    wall0, cpu0, runq0 = time.perf_counter(), time.process_time(), runqueue_wait_s()
     try:
         yield out
     finally:
         out["wall"] = time.perf_counter() - wall0
         out["cpu"] = time.process_time() - cpu0
+        out["runq"] = runqueue_wait_s() - runq0

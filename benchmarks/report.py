@@ -161,16 +161,26 @@ def validity_lines(bench: Bench) -> list[str]:
     out = []
     failed = [r for r in bench.runs if not r.accounting_ok]
     bound = sorted({(r.workload, r.variant) for r in bench.runs if r.emulator_bound})
+    waiting = sorted({(r.workload, r.variant) for r in bench.runs if r.p0_waiting})
+    servers = sorted({(r.workload, r.server) for r in bench.runs})
     out.append(f"- peer runs: {len(bench.runs)}; accounting failures: {len(failed)}")
     out.extend(
         f"  - {r.workload} {r.variant} {r.peer} rep {r.rep}: {'; '.join(r.problems)}"
         for r in failed
     )
+    out.append("- servers: " + ", ".join(f"{w} {k}" for w, k in servers))
     if bound:
         out.append(
-            "- emulator was the bottleneck (CPU busy > 80% of P0 wall) in: "
+            "- the server was the bottleneck (CPU busy > 80% of P0 wall) in: "
             + ", ".join(f"{w} {v}" for w, v in bound)
             + ": their wall-time figures are marked INVALID"
+        )
+    if waiting:
+        out.append(
+            "- P0 was not CPU-bound (client CPU < 80% of its wall) in: "
+            + ", ".join(f"{w} {v}" for w, v in waiting)
+            + ": wall ratios against it (W1) are marked INVALID; elsewhere P0 is not "
+            "claimed to be the limit (latency-bound workloads)"
         )
     out.extend(f"- skipped: {why}" for why in bench.skipped)
     return out
@@ -188,7 +198,7 @@ def markdown(bench: Bench, env: dict[str, Any]) -> str:
         f"uvloop {env['uvloop']} · orjson {env['orjson']} · cattrs {env['cattrs']} · "
         f"attrs {env['attrs']} · httpx {env['httpx'] or 'not installed'}",
         "",
-        f"CPU: {env['cpu_model']} ({env['cpu_count']} cores; emulator pinned to core "
+        f"CPU: {env['cpu_model']} ({env['cpu_count']} cores; server pinned to core "
         f"{env['cores'].get('emulator')}, harness to {env['cores'].get('harness')}) · "
         f"{env['platform']}",
         "",

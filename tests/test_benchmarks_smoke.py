@@ -3,16 +3,34 @@ CI as ``python -m benchmarks --quick --check``)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
+import orjson
 import pytest
 
 from benchmarks.cli import parse_args
+from benchmarks.fastserver import FastServerSpec, State, count_records, parsed_count, serve
+from benchmarks.load import judge, problems
 from benchmarks.peers import PEERS
 from benchmarks.peers.base import FIXED_SCHEDULE, PeerResult, chunks, fixed_delay, records
+from benchmarks.peers.wesog import LoadResult
 from benchmarks.runner import RunRecord, check
 from benchmarks.stats import median, pair_diffs, pair_ratios, percentile
-from benchmarks.workloads import FULL, QUICK, W6_SPEC, WORKLOADS, hwm_is_fresh
+from benchmarks.workloads import (
+    FULL,
+    QUICK,
+    QUICK_DEFAULT,
+    W6_SPEC,
+    WORKLOADS,
+    hwm_is_fresh,
+    invalid_why,
+)
 from wesog_async.emulator.faults import parse_spec
 
 
@@ -39,7 +57,10 @@ def test_fixed_schedule_is_bounded() -> None:
 
 
 def test_profiles_and_peers() -> None:
-    assert set(WORKLOADS) == {f"W{i}" for i in range(1, 8)}
+    assert set(WORKLOADS) == {f"W{i}" for i in range(1, 9)}
+    # CI's `--quick --check` leaves out the load test (it fails until issue #12 is fixed).
+    assert set(QUICK_DEFAULT) == set(WORKLOADS) - {"W8"}
+    assert FULL.load_writes == 5_000 and QUICK.load_writes < FULL.load_writes
     assert FULL.reps >= 5
     assert FULL.w1_records == 100_000
     assert FULL.w5_sizes == (100_000, 1_000_000)
@@ -103,3 +124,144 @@ def test_cli_arguments() -> None:
     args = parse_args(["--quick", "--check", "--workload", "W1,W4"])
     assert args.quick and args.check
     assert args.workload == "W1,W4"
+    assert args.server == "auto"
+    assert parse_args(["--server", "emulator"]).server == "emulator"
+
+
+# -- the fast benchmark server (a real loopback server, in this process) -------------
+
+
+@pytest.fixture
+async def fast() -> AsyncIterator[tuple[str, State]]:
+    server, state = await serve(FastServerSpec(op_delay_ms=40.0, verify_every=1))
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", state
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+HEADERS = {"API-Key": "bench-key", "Content-Type": "application/json"}
+OP_FIELDS = {
+    "method", "resource", "num_total", "num_good", "num_bad", "is_started", "is_finished",
+    "all_good", "do_wait", "do_urgent", "do_strict", "idle_ms", "exec_ms", "created_at",
+    "started_at", "finished_at", "errors",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("dumps", [orjson.dumps, lambda v: json.dumps(v).encode()])
+def test_record_count_agrees_with_a_full_parse(dumps: Any, wide: bool) -> None:
+    body = dumps(list(records(1234, "c", wide=wide)))
+    assert count_records(body, b"POST") == parsed_count(body) == 1234
+    ids = dumps([f"c-{i}" for i in range(17)])
+    assert count_records(ids, b"DELETE") == 17
+
+
+async def test_fast_server_counts_records_and_answers_consistent_operations(
+    fast: tuple[str, State],
+) -> None:
+    url, state = fast
+    body = orjson.dumps(list(records(250, "f")))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{url}/imgs?wait=false&strict=false", data=body, headers=HEADERS
+        ) as r:
+            assert r.status == 202
+            submitted = await r.json()
+        assert submitted["op_id"] >= 1 and submitted["is_finished"] is False
+        assert set(submitted) >= OP_FIELDS
+        status_url = f"{url}/ops/{submitted['op_id']}"
+        async with session.get(status_url, headers=HEADERS) as r:
+            running = await r.json()
+        assert running["is_started"] is True and running["is_finished"] is False
+        await asyncio.sleep(0.06)
+        async with session.get(status_url, headers=HEADERS) as r:
+            done = await r.json()
+        assert set(done) >= OP_FIELDS
+        assert done["is_finished"] is True and done["all_good"] is True
+        assert (done["num_total"], done["num_good"], done["num_bad"], done["errors"]) == (
+            250, 250, 0, [],
+        )  # fmt: skip
+        assert 39.0 <= done["exec_ms"] < 1000 and done["method"] == "add"
+        assert done["finished_at"] > done["started_at"] >= done["created_at"][:19]
+        async with session.get(status_url, headers={"API-Key": "wrong"}) as r:
+            assert r.status == 401
+        async with session.get(f"{url}/ops/999999", headers=HEADERS) as r:
+            assert r.status == 404
+    stats = state.stats()
+    assert stats["items_applied"] == 250 and stats["ops_created"] == 1
+    assert stats["requests"] == {"POST /imgs": 1, "GET /ops/{op_id}": 4}
+    assert stats["count_checks"] == 1 and stats["count_mismatches"] == 0
+    assert stats["duplicate_applies"] is None  # batch routes are not checked
+
+
+async def test_fast_server_single_routes_wait_chunked_and_duplicates(
+    fast: tuple[str, State],
+) -> None:
+    url, state = fast
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield b'{"src": "https://'
+        yield b'img.example.com/1.jpg"}'
+
+    strict = {"wait": "true", "strict": "true"}
+    async with aiohttp.ClientSession(headers=HEADERS) as session:
+        async with session.post(f"{url}/imgs/a1", data=chunked(), params=strict) as r:
+            assert r.status == 200
+            first = await r.json()
+        assert first["is_finished"] is True and first["num_good"] == 1
+        async with session.post(f"{url}/imgs/a1", data=b"{}", params=strict) as r:
+            again = await r.json()
+        assert again["num_bad"] == 1 and again["errors"][0]["id"] == 0
+        assert again["all_good"] is False and again["do_strict"] is True
+    stats = state.stats()
+    assert stats["duplicate_applies"] == 1 and stats["items_failed"] == 1
+    assert dict(state.received) == {"a1": 2}
+
+
+async def test_fast_server_pause_holds_operations_until_resumed(fast: tuple[str, State]) -> None:
+    url, state = fast
+    state.paused = True
+    async with aiohttp.ClientSession(headers=HEADERS) as session:
+        async with session.post(f"{url}/imgs/p1", data=b"{}") as r:
+            op_id = (await r.json())["op_id"]
+        await asyncio.sleep(0.05)
+        async with session.get(f"{url}/ops/{op_id}") as r:
+            assert (await r.json())["is_started"] is False
+        state.resume()
+        await asyncio.sleep(0.05)
+        async with session.get(f"{url}/ops/{op_id}") as r:
+            done = await r.json()
+    assert done["is_finished"] is True and done["idle_ms"] >= 40
+
+
+# -- validity rules and the W8 judgement ---------------------------------------------
+
+
+def test_p0_must_be_cpu_bound_for_a_wall_ratio() -> None:
+    busy = RunRecord("W1", "v", "P0", 0, 10, wall=1.0, cpu=0.95, emulator={"cpu_s": 0.2})
+    idle = RunRecord("W1", "v", "P0", 1, 10, wall=1.0, cpu=0.4, emulator={"cpu_s": 0.2})
+    bound = RunRecord("W1", "v", "P0", 2, 10, wall=1.0, cpu=0.9, emulator={"cpu_s": 0.9})
+    bound.emulator_bound = True
+    assert invalid_why([busy, busy, idle]) == ""
+    assert "P0 waiting" in invalid_why([idle, idle, busy])
+    assert invalid_why([bound, bound]) == "server-bound"
+    assert not RunRecord("W1", "v", "P1", 0, 1, wall=1.0, cpu=0.1).p0_waiting
+    # Runnable but descheduled by other processes (a shared machine) is not waiting.
+    crowded = RunRecord("W1", "v", "P0", 3, 10, wall=1.0, cpu=0.5, runq=0.4)
+    assert not crowded.p0_waiting and crowded.descheduled == 0.4
+
+
+def test_load_judgement_tells_false_unknowns_from_real_ones() -> None:
+    res = LoadResult(good={"a", "b"}, unknown={"c", "d"}, resent={"a", "b"})
+    received = Counter({"a": 2, "b": 1, "d": 1})
+    counts = judge(res, received, 4, strict=True)
+    assert counts["false_unknown"] == 1  # "c" never reached the server
+    assert counts["false_resent"] == 1  # "b": the resend was its only receipt
+    assert counts["strict_sent_twice"] == 1  # "a"
+    assert counts["no_outcome"] == 0
+    why = problems(counts, None)
+    assert any("never received" in p for p in why)
+    assert problems(judge(LoadResult(good={"a"}), Counter({"a": 1}), 1, strict=True), None) == []

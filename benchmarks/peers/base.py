@@ -14,6 +14,14 @@ JobKind = Literal["bulk", "singles"]
 #: Every peer gives up after this long (a bound on every loop).
 RUN_DEADLINE_S = 180.0
 
+#: ``fixed`` poll schedule of the raw peers: seconds after submit (then every 0.5 s).
+FIXED_SCHEDULE = (0.02, 0.04, 0.08, 0.16, 0.32, 0.5)
+#: The raw peers' schedule against the fast server with no operation delay: what
+#: hand-written code tuned for a server that finishes at once does (first poll
+#: 1 ms after the 202). With FIXED_SCHEDULE, P0 waited on its own 20 ms first
+#: poll (41-45% busy at batch 100) and was not the limit it claims to be.
+FAST_SCHEDULE = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.5)
+
 
 @attrs.define
 class Job:
@@ -41,6 +49,11 @@ class Job:
     on_all_submitted: Callable[[], Awaitable[None]] | None = None
     #: A callable started as a task next to the peer (the W7 ticker).
     companion: Callable[[], Awaitable[Any]] | None = None
+    #: The raw peers' poll schedule (seconds after submit, the last repeats):
+    #: :data:`FIXED_SCHEDULE`, or :data:`FAST_SCHEDULE` against the fast server.
+    poll_schedule: tuple[float, ...] = FIXED_SCHEDULE
+    #: Bulk jobs: ~300-byte records instead of ``{id, src}`` (see :func:`record`).
+    wide: bool = False
 
 
 @attrs.define
@@ -69,17 +82,30 @@ class PeerResult:
         return self.records_sent - self.records_good - self.records_bad - self.records_unknown
 
 
-def record(i: int, prefix: str) -> dict[str, Any]:
+def record(i: int, prefix: str, *, wide: bool = False) -> dict[str, Any]:
     """Record number ``i``: the smallest valid create body (id and src), so that
     the emulator spends as little CPU per record as it can (it tokenizes text
-    fields for search, which would make it the bottleneck even sooner)."""
-    return {"id": f"{prefix}-{i:08d}", "src": f"https://img.example.com/{i % 997}/{i}.jpg"}
+    fields for search, which would make it the bottleneck even sooner).
+    ``wide``: ~300 bytes of JSON with six more text fields (issue #13's third
+    case; the fast server only). No value contains ``"id"`` (the fast server
+    counts records by that key)."""
+    rec = {"id": f"{prefix}-{i:08d}", "src": f"https://img.example.com/{i % 997}/{i}.jpg"}
+    if wide:
+        rec |= {
+            "title": f"Harbour at dusk, frame {i}",
+            "caption": "Boats moored in the harbour at dusk, warm light on the water",
+            "alt_text": f"Fishing boats and a lighthouse, view {i % 89} from the pier",
+            "author": f"Photographer {i % 113}",
+            "city": "Valparaiso",
+            "country": "Chile",
+        }
+    return rec
 
 
-def records(n: int, prefix: str) -> Iterator[dict[str, Any]]:
+def records(n: int, prefix: str, *, wide: bool = False) -> Iterator[dict[str, Any]]:
     """A generator of ``n`` records (never a list: streaming is part of the test)."""
     for i in range(n):
-        yield record(i, prefix)
+        yield record(i, prefix, wide=wide)
 
 
 def chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -105,13 +131,9 @@ def now() -> float:
     return time.time()
 
 
-#: ``fixed`` poll schedule of the raw peers: seconds after submit (then every 0.5 s).
-FIXED_SCHEDULE = (0.02, 0.04, 0.08, 0.16, 0.32, 0.5)
-
-
-def fixed_delay(poll_number: int) -> float:
-    """Delay before poll ``poll_number`` (0-based) on the fixed schedule."""
-    return FIXED_SCHEDULE[min(poll_number, len(FIXED_SCHEDULE) - 1)]
+def fixed_delay(poll_number: int, schedule: tuple[float, ...] = FIXED_SCHEDULE) -> float:
+    """Delay before poll ``poll_number`` (0-based) on ``schedule``."""
+    return schedule[min(poll_number, len(schedule) - 1)]
 
 
 Peer = Callable[[Job], Awaitable[PeerResult]]

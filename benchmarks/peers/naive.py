@@ -63,7 +63,9 @@ async def p2(job: Job) -> PeerResult:
     try:
         async with asyncio.timeout(RUN_DEADLINE_S), aiohttp.ClientSession() as session:
             if job.kind == "bulk":
-                batches = list(chunks(records(job.n_records, job.prefix), job.batch_size))
+                batches = list(
+                    chunks(records(job.n_records, job.prefix, wide=job.wide), job.batch_size)
+                )
                 expected = len(batches)
                 await asyncio.gather(*(write(session, "/imgs", b, len(b)) for b in batches))
             else:

@@ -160,7 +160,7 @@ class RawPeer:
         for n in range(_MAX_POLLS):
             if op is not None and op.get("is_finished") is True:
                 break
-            await asyncio.sleep(fixed_delay(n))
+            await asyncio.sleep(fixed_delay(n, self.job.poll_schedule))
             op = await self.poll(op_id)
         self.done(op_id, items, op)
 
@@ -224,7 +224,7 @@ class RawPeer:
         pending = asyncio.Semaphore(job.max_pending_ops)
 
         async def produce() -> None:
-            for batch in chunks(records(job.n_records, job.prefix), job.batch_size):
+            for batch in chunks(records(job.n_records, job.prefix, wide=job.wide), job.batch_size):
                 await queue.put(batch)
             for _ in range(job.in_flight):
                 await queue.put(None)
