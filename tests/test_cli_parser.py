@@ -106,8 +106,8 @@ def test_cli_copies_of_library_constants_agree() -> None:
     assert _common.INPUT_FORMATS == _inputs.FORMATS
 
 
-# The one private import the CLI still needs (see wesog_async/cli/_common.py).
-ALLOWED_PRIVATE = {("wesog_async._convert", "unstructure")}
+# Private imports the CLI still needs: none.
+ALLOWED_PRIVATE: set[tuple[str, str]] = set()
 
 
 def test_the_cli_imports_only_the_public_api() -> None:

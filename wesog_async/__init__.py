@@ -19,6 +19,7 @@ from wesog_async._bulk_types import (
     RecordError,
 )
 from wesog_async._client import WesogClient
+from wesog_async._convert import unstructure
 from wesog_async._errors import (
     APIStatusError,
     AuthenticationError,
@@ -113,4 +114,5 @@ __all__ = [
     "ingest_all",
     "open_records",
     "prove",
+    "unstructure",
 ]

@@ -36,10 +36,9 @@ from wesog_async import (
     WesogClient,
     WesogError,
 )
-
-# Not public yet: the converter that writes models with their wire names
-# (``Operation.errors[].id``, ISO-8601 timestamps). See the module docstring.
-from wesog_async._convert import unstructure as _unstructure
+# The converter that writes models with their wire names
+# (``Operation.errors[].id``, ISO-8601 timestamps).
+from wesog_async import unstructure as _unstructure
 
 _loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
 try:
