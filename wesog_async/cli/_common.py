@@ -36,6 +36,7 @@ from wesog_async import (
     WesogClient,
     WesogError,
 )
+
 # The converter that writes models with their wire names
 # (``Operation.errors[].id``, ISO-8601 timestamps).
 from wesog_async import unstructure as _unstructure
