@@ -124,24 +124,30 @@ async def call_with_retries(
     sleep: Sleep = asyncio.sleep,
     name: str = "request",
     on_retry: Callable[[BaseException, float], None] | None = None,
+    first_failure: BaseException | None = None,
 ) -> T:
-    """Run ``fn`` under ``policy``; the last error is raised as is."""
+    """Run ``fn`` under ``policy``; the last error is raised as is.
+
+    ``first_failure`` is the error of an attempt the caller already made
+    itself (its own fast path): the retries go on from there.
+    """
     if kind is None:
         kind = "write" if resend_safe else "strict_write"
+    if first_failure is None:
+        # Fast path: most calls succeed at once, and building tenacity's
+        # machinery for each of them costs more CPU than the request itself.
+        try:
+            return await fn()
+        except Exception as exc:
+            first_failure = exc
 
     def retryable(exc: BaseException) -> bool:
         return policy.should_retry(exc, kind=kind) or (
             retry_invalid_body and isinstance(exc, ResponseValidationError)
         )
 
-    # Fast path: most calls succeed at once, and building tenacity's machinery
-    # for each of them costs more CPU than the request itself.
-    try:
-        return await fn()
-    except Exception as exc:
-        if policy.attempts <= 1 or not retryable(exc):
-            raise
-        first_failure: BaseException | None = exc
+    if policy.attempts <= 1 or not retryable(first_failure):
+        raise first_failure
 
     async def attempt() -> T:
         # Tenacity's first attempt replays the failure seen above: its wait,

@@ -220,22 +220,22 @@ class Transport:
         timeout of this call; ``on_throttle`` is called on every 429 of it.
         """
         session = self.check_usable()
-        policy = retry or self.retry_policy
+        send = self._send_once
+        try:
+            # The first attempt without closures or retry machinery: the common case.
+            return await send(
+                session, method, path, kind, params, body, form, long_wait, response_timeout,
+                on_throttle,
+            )  # fmt: skip
+        except Exception as exc:
+            first_failure = exc
         resent = False
 
         async def attempt() -> Response:
-            return await self._send_once(
-                session,
-                method,
-                path,
-                kind,
-                params,
-                body,
-                form,
-                long_wait,
-                response_timeout,
+            return await send(
+                session, method, path, kind, params, body, form, long_wait, response_timeout,
                 on_throttle,
-            )
+            )  # fmt: skip
 
         def retried(exc: BaseException, _delay: float) -> None:
             nonlocal resent
@@ -247,8 +247,8 @@ class Transport:
                 on_retry(exc)
 
         resp = await call_with_retries(
-            attempt, policy=policy, kind=kind, sleep=self.sleep,
-            name=f"{method} {path}", on_retry=retried,
+            attempt, policy=retry or self.retry_policy, kind=kind, sleep=self.sleep,
+            name=f"{method} {path}", on_retry=retried, first_failure=first_failure,
         )  # fmt: skip
         return attrs.evolve(resp, resent=True) if resent else resp
 
