@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -117,7 +118,7 @@ def test_no_progress_grows_geometrically_and_is_capped() -> None:
     delays = [Schedule.backoff(POLICY, 0.02, n, rng) for n in range(1, 30)]
     assert delays[0] == pytest.approx(0.01)
     assert delays[1] == pytest.approx(0.015)
-    assert all(b >= a for a, b in zip(delays, delays[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(delays))
     assert max(delays) == POLICY.max_delay
 
 
