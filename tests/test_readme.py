@@ -153,12 +153,12 @@ def test_a_misspelt_ingest_option_is_a_type_error(mypy_errors: dict[str, list[st
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.id)
-async def test_block_runs(block: Block) -> None:
+async def test_block_runs(block: Block, tmp_path: Path) -> None:
     config = EmulatorConfig(api_keys=("demo",), item_delay_ms=1)
     async with EmulatorServer(config, host="127.0.0.1", port=0) as server:
         env = {**os.environ, "WESOG_API_KEY": "demo", "WESOG_BASE_URL": server.url}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", block.code, env=env, cwd=ROOT,
+            sys.executable, "-c", block.code, env=env, cwd=tmp_path,  # files it writes
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
