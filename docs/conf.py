@@ -49,11 +49,10 @@ smartquotes = False
 # The reference documents the public names (``wesog_async.__all__`` and the
 # emulator's and plugin's own ``__all__``), never the private modules they live in:
 # those are refactored freely. Signatures show type hints, descriptions stay prose.
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
-autodoc_class_signature = "separated"
 
 # -- Links to Python, aiohttp and attrs --------------------------------------------------
 # intersphinx downloads each project's objects.inv when the build starts, and an
