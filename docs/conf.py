@@ -12,16 +12,19 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+from sphinx.application import Sphinx
 
 # Document this checkout's package, not whichever copy is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wesog_async import __version__  # noqa: E402
+from wesog_async import __version__
 
 project = "wesog-async"
 author = "wesog_async developers"
-copyright = "2026, wesog_async developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, wesog_async developers"
 release = __version__
 version = ".".join(__version__.split(".")[:2])
 
@@ -101,14 +104,14 @@ def _endpoint_paths() -> dict[str, str]:
     from wesog_async import WesogClient
 
     client = WesogClient(api_key="docs", base_url="http://127.0.0.1:1")
-    paths = {}
+    paths: dict[str, str] = {}
     for attr in ("images", "ops", "tag"):
         cls = type(getattr(client, attr))
         paths[f"|client.{attr}|"] = f"{cls.__module__}.{cls.__qualname__}"
     return paths
 
 
-def _fill_endpoint_paths(app: object, docname: str, source: list[str]) -> None:
+def _fill_endpoint_paths(app: Sphinx, docname: str, source: list[str]) -> None:
     if docname == "api":
         for marker, path in _endpoint_paths().items():
             source[0] = source[0].replace(marker, path)
@@ -122,15 +125,18 @@ def _fill_endpoint_paths(app: object, docname: str, source: list[str]) -> None:
 def _literal_preformatted_texts() -> None:
     import argparse
 
-    import sphinxarg.ext
-    import sphinxarg.parser
+    import sphinxarg.ext  # type: ignore[import-untyped]
+    import sphinxarg.parser  # type: ignore[import-untyped]
 
     original = sphinxarg.parser.parse_parser
     raw = (argparse.RawDescriptionHelpFormatter, argparse.RawTextHelpFormatter)
 
-    def parse_parser(parser: argparse.ArgumentParser, data: object = None, **kwargs: object):
-        result = original(parser, data, **kwargs)
-        if issubclass(parser.formatter_class, raw):
+    def parse_parser(
+        parser: argparse.ArgumentParser, data: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = original(parser, data, **kwargs)
+        formatter = parser.formatter_class
+        if isinstance(formatter, type) and issubclass(formatter, raw):
             for key in ("description", "epilog"):
                 text = result.get(key)
                 if text and "\n" in text.strip():
@@ -146,6 +152,6 @@ def _literal_preformatted_texts() -> None:
 _literal_preformatted_texts()
 
 
-def setup(app: object) -> dict[str, bool]:
-    app.connect("source-read", _fill_endpoint_paths)  # type: ignore[attr-defined]
+def setup(app: Sphinx) -> dict[str, bool]:
+    app.connect("source-read", _fill_endpoint_paths)
     return {"parallel_read_safe": True}
