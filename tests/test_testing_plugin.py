@@ -124,6 +124,17 @@ def test_without_pytest_asyncio_is_a_usage_error(pytester: pytest.Pytester) -> N
     result.stderr.fnmatch_lines([hint])
 
 
+def test_pytest_asyncio_disabled_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=AUTO_TESTS)
+    pytester.makeini("[pytest]\n")
+    # pytest-aiohttp needs pytest-asyncio's options, so it goes too.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:asyncio", "-p", "no:aiohttp"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*installed but not loaded*-p no:asyncio*"])
+
+
 def test_without_pytest_asyncio_other_tests_still_run(pytester: pytest.Pytester) -> None:
     # The plugin is loaded in every pytest run of an environment with wesog-async
     # installed; it only objects when a test asks for its async fixtures.

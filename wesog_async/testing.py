@@ -42,8 +42,10 @@ from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 try:
     import pytest_asyncio
+    import pytest_asyncio.plugin as _asyncio_plugin
 except ImportError:  # the plugin loads in every pytest run, with or without it
     pytest_asyncio = None  # type: ignore[assignment]
+    _asyncio_plugin = None  # type: ignore[assignment]
 
 __all__ = [
     "TEST_POLL_POLICY",
@@ -76,7 +78,9 @@ def wesog_emulator_config() -> EmulatorConfig:
 
 
 def _asyncio_active(config: pytest.Config) -> bool:
-    return pytest_asyncio is not None and config.pluginmanager.has_plugin("asyncio")
+    # Registered under whatever name it was loaded by (entry point "asyncio", or
+    # -p pytest_asyncio.plugin); importable but blocked (-p no:asyncio) is inactive.
+    return _asyncio_plugin is not None and config.pluginmanager.is_registered(_asyncio_plugin)
 
 
 @pytest.hookimpl(trylast=True)
@@ -91,7 +95,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not users:
         return
     if not _asyncio_active(config):
-        raise pytest.UsageError(f"wesog_async.testing: {users[0].nodeid} uses {_INSTALL_HINT}")
+        hint = _INSTALL_HINT
+        if _asyncio_plugin is not None:
+            hint += " (it is installed but not loaded: was it disabled with -p no:asyncio?)"
+        raise pytest.UsageError(f"wesog_async.testing: {users[0].nodeid} uses {hint}")
     # pytest-asyncio adds the marker itself in auto mode, so an unmarked coroutine
     # test here means strict mode without the marker: nothing would run it.
     unmarked = [
