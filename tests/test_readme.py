@@ -34,10 +34,6 @@ LIBRARY_TYPE_BUGS = {
         "client.images.ingest() is annotated -> AsyncIterator[Outcome] but returns an "
         "IngestStream used with `async with`: annotate it -> IngestStream"
     ),
-    'of "Operation | BaseException" has no attribute': (
-        "gather_operations() always returns list[Operation | BaseException]: add overloads "
-        "on return_exceptions (Literal[False] -> list[Operation])"
-    ),
 }
 
 

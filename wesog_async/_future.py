@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import attrs
 
@@ -253,9 +253,17 @@ def parse_token(token: str) -> tuple[int, tuple[str, ...]]:
     return op_id, tuple(image_ids)
 
 
+@overload
+async def gather_operations(
+    futures: Iterable[OperationFuture], *, return_exceptions: Literal[False] = False
+) -> list[Operation]: ...
+@overload
+async def gather_operations(
+    futures: Iterable[OperationFuture], *, return_exceptions: bool
+) -> list[Operation | BaseException]: ...
 async def gather_operations(
     futures: Iterable[OperationFuture], *, return_exceptions: bool = False
-) -> list[Operation | BaseException]:
+) -> list[Operation] | list[Operation | BaseException]:
     """Await every future; results in the order given.
 
     With ``return_exceptions=True`` a failed future contributes its exception
