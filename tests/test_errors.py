@@ -57,7 +57,7 @@ def _defined_errors() -> dict[str, type[WesogError]]:
         for name, obj in vars(_errors).items()
         if inspect.isclass(obj)
         and issubclass(obj, WesogError)
-        and obj.__module__ == _errors.__name__
+        and obj.__module__ in (_errors.__name__, "wesog_async")  # re-homed by __init__
     }
 
 

@@ -65,3 +65,15 @@ def test_version_comes_from_the_installed_metadata() -> None:
 def test_py_typed_ships() -> None:
     marker = resources.files("wesog_async").joinpath("py.typed")
     assert marker.is_file()
+
+
+def test_public_classes_report_the_package_as_their_module() -> None:
+    import pickle
+
+    for name in wesog_async.__all__:
+        obj = getattr(wesog_async, name)
+        if isinstance(obj, type):
+            assert obj.__module__ == "wesog_async", name
+    err = wesog_async.NotFoundError("gone", status=404)
+    assert type(pickle.loads(pickle.dumps(err))) is wesog_async.NotFoundError
+    assert repr(wesog_async.RetryPolicy()).startswith("RetryPolicy(")

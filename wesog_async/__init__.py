@@ -116,3 +116,16 @@ __all__ = [
     "prove",
     "unstructure",
 ]
+
+
+def _public_home() -> None:
+    # Public classes report the package as their module (``wesog_async.WesogClient``,
+    # not ``wesog_async._client.WesogClient``): what users import is what
+    # reprs, tracebacks and the docs show, and pickling still finds them.
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) and obj.__module__.startswith("wesog_async._"):
+            obj.__module__ = __name__
+
+
+_public_home()
