@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import Any, Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 import attrs
 
@@ -29,13 +31,18 @@ def _ms_between(start: float | None, end: float | None) -> float:
     return round((end - start) * 1000.0, 3)
 
 
-@attrs.frozen
-class Item:
-    """One unit of work: apply ``kind`` to ``image_id`` with ``fields``."""
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
+class Item(NamedTuple):
+    """One unit of work: apply ``kind`` to ``image_id`` with ``fields``.
+
+    A named tuple, not an attrs class: a batch builds one per record, and a
+    tuple is the cheapest immutable object to build and unpack."""
 
     kind: ItemKind
     image_id: str
-    fields: dict[str, Any] = attrs.field(factory=dict)
+    fields: Mapping[str, Any] = _NO_FIELDS
 
 
 @attrs.define(eq=False)
