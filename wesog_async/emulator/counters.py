@@ -44,7 +44,8 @@ class Counters:
         if self._last_apply.get(key) == signature:
             self.duplicate_applies += 1
         self._last_apply[key] = signature
-        self.applies_by_image[key] += 1
+        counts = self.applies_by_image
+        counts[key] = counts.get(key, 0) + 1  # not += 1: Counter.__missing__ is slow
         self.items_applied += 1
 
     def snapshot(self) -> dict[str, Any]:

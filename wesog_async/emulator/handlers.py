@@ -26,6 +26,7 @@ from wesog_async.emulator.validation import (
     Errors,
     RequestValidationError,
     batch,
+    clean_fields,
     delete_ids,
     image_fields,
     parse_json,
@@ -57,13 +58,22 @@ async def _items(request: web.Request, errors: Errors, kind: ItemKind) -> list[I
     elements = batch(errors, body, state_of(request).config.max_batch_items)
     if kind == "del":
         return [Item("del", i) for i in delete_ids(errors, elements)]
-    items = []
+    items: list[Item] = []
+    append = items.append
     for index, element in enumerate(elements):
+        if type(element) is dict:
+            item_id = element.get("id")
+            if type(item_id) is str and item_id:
+                clean = clean_fields(element, need_src=need_src)
+                if clean is not None:
+                    append(Item(kind, item_id, clean))
+                    continue
+        # Something is wrong with this element: the full check names it.
         item_id, fields = image_fields(
             errors, element, ("body", index), need_id=True, need_src=need_src
         )
         if item_id is not None:
-            items.append(Item(kind, item_id, fields))
+            append(Item(kind, item_id, fields))
     return items
 
 

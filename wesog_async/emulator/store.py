@@ -129,19 +129,26 @@ class Record:
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
         width, height = doc["width"], doc["height"]
-        self.aspect_ratio: float | None = width / height if width and height else None
-        self.orientation = orientation_of(width, height)
+        if width and height:
+            self.aspect_ratio: float | None = width / height
+            self.orientation = orientation_of(width, height)
+        else:
+            self.aspect_ratio = self.orientation = None
         date = doc["date"]
         self.date = parse_date(date) if isinstance(date, str) else None
-        keywords = doc["keywords"] or ()
-        parts = [doc[f] for f in TEXT_FIELDS if doc[f]]
+        keywords = doc["keywords"]
+        title, headline, caption = doc["title"], doc["headline"], doc["caption"]
         if keywords:
             self.keywords = frozenset(k.casefold() for k in keywords)
-            parts.extend(keywords)
         else:
             self.keywords = _NO_TOKENS
-        # Most bulk records carry no text: skip the regex for them.
-        self.text = tokens(" ".join(parts)) if parts else _NO_TOKENS
+        # Most bulk records carry no text at all: skip the join and the regex.
+        if title or headline or caption or keywords:
+            parts = [part for part in (title, headline, caption) if part]
+            parts.extend(keywords or ())
+            self.text = tokens(" ".join(parts))
+        else:
+            self.text = _NO_TOKENS
 
 
 def new_document(image_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:

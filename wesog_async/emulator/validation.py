@@ -9,7 +9,6 @@ checked strictly (a string where a boolean is expected is an error); boolean
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -34,9 +33,18 @@ try:  # orjson is an optional speed-up (the ``speedups`` extra)
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
 
+# The exact type of each writable field's value in a body that needs no
+# error: what JSON decodes to, so ``type(...) is`` is the whole check.
+_FIELD_TYPES: dict[str, Any] = {
+    name: bool if name in BOOL_FIELDS else list if name in LIST_FIELDS else str
+    for name in WRITABLE_FIELDS
+}
+
 # orjson turns integers beyond 64 bits into floats where json keeps them exact;
-# a body with a run of 20 digits anywhere is left to json.
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+# a body with a run of 20 digits anywhere is left to json. (Mapping every digit
+# to 0 and looking for twenty 0s is some 25 times cheaper than a regex.)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 20
 
 
 class RequestValidationError(Exception):
@@ -173,7 +181,7 @@ def parse_json(errors: Errors, raw: bytes) -> Any:
     if not raw or raw.isspace():
         errors.add("missing", ("body",), "Field required", None)
         errors.raise_if_any()
-    if _fast_loads is not None and _LONG_DIGITS.search(raw) is None:
+    if _fast_loads is not None and _LONG_NUMBER not in raw.translate(_DIGITS_TO_ZERO):
         # orjson accepts a subset of what json does and decodes it to the same
         # values; anything it refuses (NaN, BOMs, UTF-16, lone surrogates,
         # errors) goes to json, whose answers and messages are the contract.
@@ -261,6 +269,29 @@ def image_fields(
         else:
             fields[name] = value
     return image_id, fields
+
+
+def clean_fields(obj: dict[str, Any], *, need_src: bool) -> dict[str, Any] | None:
+    """The writable fields of ``obj`` when :func:`image_fields` would find no
+    error in them, else ``None`` (then call it for the errors).
+
+    The fast path of a batch: one pass over the keys the object has, exact
+    type checks, no error bookkeeping. ``id`` is not checked here.
+    """
+    fields: dict[str, Any] = {}
+    for name, value in obj.items():
+        expected = _FIELD_TYPES.get(name)
+        if expected is None:
+            continue  # unknown or computed: ignored
+        if type(value) is not expected:
+            if value is not None or (need_src and name == "src"):
+                return None
+        elif expected is list and not all(type(v) is str for v in value):
+            return None
+        fields[name] = value
+    if need_src and "src" not in fields:
+        return None
+    return fields
 
 
 def batch(errors: Errors, body: Any, max_items: int) -> list[Any]:
