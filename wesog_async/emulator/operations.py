@@ -6,8 +6,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import attrs
 
@@ -31,18 +30,31 @@ def _ms_between(start: float | None, end: float | None) -> float:
     return round((end - start) * 1000.0, 3)
 
 
-_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+# The fields of a delete. An empty dict (typed read-only), not a mappingproxy:
+# the GC does not track an empty dict.
+NO_FIELDS: Mapping[str, Any] = {}
 
 
-class Item(NamedTuple):
-    """One unit of work: apply ``kind`` to ``image_id`` with ``fields``.
+class Items:
+    """The work of one operation: image ``ids[i]`` gets ``fields[i]``.
 
-    A named tuple, not an attrs class: a batch builds one per record, and a
-    tuple is the cheapest immutable object to build and unpack."""
+    Two flat lists, not an object or a tuple per item: the cyclic GC keeps
+    tracking a tuple that holds a dict, and then traversed every queued
+    record on each of its passes.
+    """
 
-    kind: ItemKind
-    image_id: str
-    fields: Mapping[str, Any] = _NO_FIELDS
+    __slots__ = ("fields", "ids")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.fields: list[Mapping[str, Any]] = []
+
+    def append(self, image_id: str, fields: Mapping[str, Any]) -> None:
+        self.ids.append(image_id)
+        self.fields.append(fields)
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @attrs.define(eq=False)
@@ -52,7 +64,7 @@ class Operation:
     op_id: int
     tenant: int
     kind: ItemKind
-    items: list[Item]
+    items: Items
     do_wait: bool
     do_urgent: bool
     do_strict: bool
@@ -66,11 +78,15 @@ class Operation:
     is_started: bool = False
     is_finished: bool = False
     errors: list[dict[str, Any]] = attrs.field(factory=list)
+    num_total: int = attrs.field(init=False)
     # Fault flags: the worker leaves a never-finishing op running forever; a
     # vanished op is still processed but 404s on GET /ops/{op_id}.
     never_finish: bool = False
     vanished: bool = False
     done: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.num_total = len(self.items)
 
     @property
     def method(self) -> str:
@@ -95,11 +111,12 @@ class Operation:
         self.is_finished = True
         self.finished_at = time.time()
         self.all_good = self.num_bad == 0
+        self.items = Items()  # a finished operation only reports: free its records
         self.done.set()
 
     def cancel(self) -> None:
         """D13: every item fails with ``cancelled``; the op never started."""
-        for index in range(len(self.items)):
+        for index in range(self.num_total):
             self.record(index, "cancelled")
         self.finish()
 
@@ -109,7 +126,7 @@ class Operation:
             "op_id": self.op_id,
             "method": self.method,
             "resource": "image",
-            "num_total": len(self.items),
+            "num_total": self.num_total,
             "num_good": self.num_good,
             "num_bad": self.num_bad,
             "is_started": self.is_started,

@@ -166,10 +166,19 @@ def new_document(image_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ImageStore:
-    """One tenant's images, keyed by image id, in insertion order."""
+    """One tenant's images, keyed by image id, in insertion order.
+
+    A write stores the bare document; its :class:`Record` (the values search
+    needs) is built when a search first reaches it. Bulk writes then leave no
+    tracked object per image behind: a Record per image is what made the
+    cyclic GC's full passes, over a growing store, the biggest cost of a write.
+    """
 
     def __init__(self) -> None:
-        self._records: dict[str, Record] = {}
+        # A value is the bare document until a search derives its Record;
+        # one dict for both keeps the store's insertion order.
+        self._records: dict[str, Record | dict[str, Any]] = {}
+        self._all_derived = True
 
     def __len__(self) -> int:
         return len(self._records)
@@ -178,33 +187,54 @@ class ImageStore:
         return image_id in self._records
 
     def get(self, image_id: str) -> dict[str, Any] | None:
-        record = self._records.get(image_id)
-        return None if record is None else record.doc
+        value = self._records.get(image_id)
+        return value.doc if isinstance(value, Record) else value
 
     def record(self, image_id: str) -> Record | None:
-        return self._records.get(image_id)
+        value = self._records.get(image_id)
+        if value is None or isinstance(value, Record):
+            return value
+        record = self._records[image_id] = Record(value)
+        return record
 
     def records(self) -> Iterator[Record]:
         """Iterate without copying; callers must not await while iterating."""
-        return iter(self._records.values())
+        if self._all_derived:
+            return iter(self._records.values())  # type: ignore[arg-type]
+        return self._deriving()
+
+    def _deriving(self) -> Iterator[Record]:
+        records = self._records
+        for image_id, value in records.items():
+            if isinstance(value, Record):
+                yield value
+            else:
+                # Replacing the value of an existing key is safe mid-iteration.
+                record = records[image_id] = Record(value)
+                yield record
+        self._all_derived = True
 
     def put(self, image_id: str, fields: Mapping[str, Any]) -> None:
         """Create or replace: every writable field not in ``fields`` is cleared."""
-        self._records[image_id] = Record(new_document(image_id, fields))
+        self._records[image_id] = new_document(image_id, fields)
+        self._all_derived = False
 
     def patch(self, image_id: str, fields: Mapping[str, Any]) -> None:
         """Change only the fields present; the image must exist."""
-        doc = dict(self._records[image_id].doc)
+        old = self._records[image_id]
+        doc = dict(old.doc if isinstance(old, Record) else old)
         for name, value in fields.items():
             if name in doc and name not in COMPUTED_FIELDS:
                 doc[name] = list(value) if isinstance(value, list) else value
-        self._records[image_id] = Record(doc)
+        self._records[image_id] = doc
+        self._all_derived = False
 
     def delete(self, image_id: str) -> None:
         del self._records[image_id]
 
     def clear(self) -> None:
         self._records.clear()
+        self._all_derived = True
 
     def view(self) -> Mapping[str, dict[str, Any]]:
         return _DocumentsView(self._records)
@@ -215,11 +245,12 @@ class _DocumentsView(Mapping[str, dict[str, Any]]):
 
     __slots__ = ("_records",)
 
-    def __init__(self, records: dict[str, Record]) -> None:
+    def __init__(self, records: dict[str, Record | dict[str, Any]]) -> None:
         self._records = records
 
     def __getitem__(self, key: str) -> dict[str, Any]:
-        return self._records[key].doc
+        value = self._records[key]
+        return value.doc if isinstance(value, Record) else value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._records)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from wesog_async.emulator.config import sample_delay_s
-from wesog_async.emulator.operations import Item, Operation
+from wesog_async.emulator.operations import ItemKind, Operation
 from wesog_async.emulator.store import src_is_reachable
 
 if TYPE_CHECKING:
@@ -30,14 +31,20 @@ _QUANTUM_S = 0.001
 _EPSILON_S = 1e-9
 
 
-def apply_item(state: EmulatorState, tenant: Tenant, item: Item, strict: bool) -> str | None:
+def apply_item(
+    state: EmulatorState,
+    tenant: Tenant,
+    kind: ItemKind,
+    image_id: str,
+    fields: Mapping[str, Any],
+    strict: bool,
+) -> str | None:
     """Apply one item to the tenant's store; return its error message or ``None``.
 
     D17: strict create of an existing id and strict update/delete of a missing
     id fail; non-strict create upserts and non-strict update/delete of a
     missing id is skipped and counted good. D23: a bad ``src`` fails the item.
     """
-    kind, image_id, fields = item
     store = tenant.store
     exists = image_id in store
     if kind == "add":
@@ -100,9 +107,10 @@ class _Schedule:
 def _apply_range(
     state: EmulatorState, tenant: Tenant, op: Operation, start: int, stop: int
 ) -> None:
-    items, strict, counters = op.items, op.do_strict, state.counters
+    ids, fields = op.items.ids, op.items.fields
+    kind, strict, counters = op.kind, op.do_strict, state.counters
     for index in range(start, stop):
-        error = apply_item(state, tenant, items[index], strict)
+        error = apply_item(state, tenant, kind, ids[index], fields[index], strict)
         if error is not None:
             counters.items_failed += 1
         op.record(index, error)
