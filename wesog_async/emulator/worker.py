@@ -46,11 +46,10 @@ def apply_item(
     missing id is skipped and counted good. D23: a bad ``src`` fails the item.
     """
     store = tenant.store
-    exists = image_id in store
     if kind == "add":
-        if strict and exists:
+        if strict and image_id in store:
             return f"image {image_id!r} already exists"
-    elif not exists:
+    elif image_id not in store:
         if strict:
             return f"image {image_id!r} not found"
         state.counters.items_skipped += 1
