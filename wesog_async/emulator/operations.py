@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -20,6 +21,12 @@ def iso_utc(epoch: float | None) -> str | None:
     """D15: ``2026-01-02T03:04:05.678Z`` (UTC, milliseconds), or ``None``."""
     if epoch is None:
         return None
+    return _iso_utc(epoch)
+
+
+# Every poll of an operation formats the same stamps again.
+@functools.lru_cache(maxsize=4096)
+def _iso_utc(epoch: float) -> str:
     stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 

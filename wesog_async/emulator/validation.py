@@ -278,6 +278,10 @@ def clean_fields(obj: dict[str, Any], *, need_src: bool) -> dict[str, Any] | Non
     The fast path of a batch: one pass over the keys the object has, exact
     type checks, no error bookkeeping. ``id`` is not checked here.
     """
+    if len(obj) == 2 and "id" in obj:  # the commonest record: {"id", "src"}
+        src = obj.get("src")
+        if type(src) is str:
+            return {"src": src}
     fields: dict[str, Any] = {}
     for name, value in obj.items():
         expected = _FIELD_TYPES.get(name)
