@@ -41,9 +41,10 @@ class Counters:
         """Record one apply; ``content`` is JSON-able (``None`` for a delete)."""
         key = (tenant, image_id)
         signature = (method, _content_hash(content))
-        if self._last_apply.get(key) == signature:
+        last = self._last_apply
+        if last.get(key) == signature:
             self.duplicate_applies += 1
-        self._last_apply[key] = signature
+        last[key] = signature
         counts = self.applies_by_image
         counts[key] = counts.get(key, 0) + 1  # not += 1: Counter.__missing__ is slow
         self.items_applied += 1

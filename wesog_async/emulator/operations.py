@@ -114,6 +114,12 @@ class Operation:
             self.all_good = False
             self.errors.append({"id": index, "msg": error})
 
+    def record_good(self, count: int) -> None:
+        """Count ``count`` more items as good (``record(i, None)`` for each)."""
+        self.num_good += count
+        if self.all_good is None:
+            self.all_good = True
+
     def finish(self) -> None:
         self.is_finished = True
         self.finished_at = time.time()

@@ -108,11 +108,19 @@ def _apply_range(
 ) -> None:
     ids, fields = op.items.ids, op.items.fields
     kind, strict, counters = op.kind, op.do_strict, state.counters
+    good = 0  # good items not yet counted on the op (no await in between)
     for index in range(start, stop):
         error = apply_item(state, tenant, kind, ids[index], fields[index], strict)
-        if error is not None:
-            counters.items_failed += 1
+        if error is None:
+            good += 1
+            continue
+        counters.items_failed += 1
+        if good:
+            op.record_good(good)
+            good = 0
         op.record(index, error)
+    if good:
+        op.record_good(good)
 
 
 async def _run_items(state: EmulatorState, tenant: Tenant, op: Operation, start: float) -> bool:
