@@ -51,7 +51,7 @@ def _slow_reachable(src: str) -> bool:
     return not (host == "invalid" or host.endswith(".invalid"))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(objects, st.booleans())
 @example({"src": None}, True)
 @example({"src": None}, False)
@@ -87,7 +87,7 @@ def _outcome(raw: bytes) -> tuple[str, Any]:
         return "422", exc.detail
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(raw_bodies)
 @example(b"[123456789012345678901234567890]")
 @example(b'{"a": 1, "a": 2}')
@@ -121,7 +121,7 @@ prefixes = st.sampled_from(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(prefixes, urls, st.sampled_from(["", "invalid", ".invalid", ".invalid.", ":80/a"]))
 def test_src_fast_path_agrees_with_urlsplit(prefix: str, middle: str, suffix: str) -> None:
     src = prefix + middle + suffix
