@@ -61,7 +61,9 @@ class EmulatorConfig:
     """Everything that shapes one emulator instance.
 
     Delays are in milliseconds (the unit of the API's ``idle_ms``/``exec_ms``);
-    ``item_delay_ms`` is spent per item, ``op_delay_ms`` once per operation.
+    ``item_delay_ms`` is spent per item, ``op_delay_ms`` once per operation:
+    an operation of N items takes N item delays (never less, on any event
+    loop; items are applied in chunks of about 1 ms as their time comes).
     With a random ``delay_distribution`` the value is the mean (exponential) or
     the median (lognormal), drawn from an RNG seeded with ``seed``.
     ``faults`` is a fault SPEC (see :mod:`wesog_async.emulator.faults`)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from wesog_async.emulator import faults
 from wesog_async.emulator.http import detail, json_response, state_of, tenant_of
-from wesog_async.emulator.operations import Item, ItemKind, Operation
+from wesog_async.emulator.operations import NO_FIELDS, ItemKind, Items, Operation
 from wesog_async.emulator.query import FormulaError, compile_formula
 from wesog_async.emulator.search import (
     FACETS,
@@ -26,6 +26,7 @@ from wesog_async.emulator.validation import (
     Errors,
     RequestValidationError,
     batch,
+    clean_fields,
     delete_ids,
     image_fields,
     parse_json,
@@ -44,26 +45,41 @@ _KIND_BY_METHOD: dict[str, ItemKind] = {
 
 
 # -- writes ----------------------------------------------------------------------
-async def _items(request: web.Request, errors: Errors, kind: ItemKind) -> list[Item]:
+async def _items(request: web.Request, errors: Errors, kind: ItemKind) -> Items:
     """Validate the body of a write into work items (errors collected)."""
+    items = Items()
     image_id = request.match_info.get("image_id")
     if kind == "del" and image_id is not None:
-        return [Item("del", image_id)]
+        items.append(image_id, NO_FIELDS)
+        return items
     body = parse_json(errors, await request.read())
     need_src = kind in ("add", "put")
     if image_id is not None:
         _, fields = image_fields(errors, body, ("body",), need_id=False, need_src=need_src)
-        return [Item(kind, image_id, fields)]
+        items.append(image_id, fields)
+        return items
     elements = batch(errors, body, state_of(request).config.max_batch_items)
     if kind == "del":
-        return [Item("del", i) for i in delete_ids(errors, elements)]
-    items = []
+        items.ids = delete_ids(errors, elements)
+        items.fields = [NO_FIELDS] * len(items.ids)
+        return items
+    add_id, add_fields = items.ids.append, items.fields.append
     for index, element in enumerate(elements):
+        if type(element) is dict:
+            item_id = element.get("id")
+            if type(item_id) is str and item_id:
+                clean = clean_fields(element, need_src=need_src)
+                if clean is not None:
+                    add_id(item_id)
+                    add_fields(clean)
+                    continue
+        # Something is wrong with this element: the full check names it.
         item_id, fields = image_fields(
             errors, element, ("body", index), need_id=True, need_src=need_src
         )
         if item_id is not None:
-            items.append(Item(kind, item_id, fields))
+            add_id(item_id)
+            add_fields(fields)
     return items
 
 

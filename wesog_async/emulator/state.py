@@ -13,7 +13,7 @@ from typing import Any
 from wesog_async.emulator.config import EmulatorConfig
 from wesog_async.emulator.counters import Counters
 from wesog_async.emulator.faults import FaultInjector
-from wesog_async.emulator.operations import Item, ItemKind, Operation
+from wesog_async.emulator.operations import ItemKind, Items, Operation
 from wesog_async.emulator.store import ImageStore
 from wesog_async.emulator.worker import run_worker
 
@@ -77,7 +77,7 @@ class EmulatorState:
         self,
         tenant: Tenant,
         kind: ItemKind,
-        items: list[Item],
+        items: Items,
         *,
         wait: bool,
         urgent: bool,

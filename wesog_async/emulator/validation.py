@@ -9,7 +9,7 @@ checked strictly (a string where a boolean is expected is an error); boolean
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from wesog_async.emulator.store import BOOL_FIELDS, LIST_FIELDS, STRING_FIELDS, WRITABLE_FIELDS
@@ -20,6 +20,31 @@ _TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
 _FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
 
 WRITE_LANGS = ("en", "es", "pt", "fr", "ru")  # D19
+
+# Position of each writable field, to check a body's few fields in the
+# documented order without probing all 26 names per image.
+_WRITABLE_INDEX = {name: i for i, name in enumerate(WRITABLE_FIELDS)}
+
+_fast_loads: Callable[[bytes], Any] | None
+try:  # orjson is an optional speed-up (the ``speedups`` extra)
+    import orjson
+
+    _fast_loads = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads = None
+
+# The exact type of each writable field's value in a body that needs no
+# error: what JSON decodes to, so ``type(...) is`` is the whole check.
+_FIELD_TYPES: dict[str, Any] = {
+    name: bool if name in BOOL_FIELDS else list if name in LIST_FIELDS else str
+    for name in WRITABLE_FIELDS
+}
+
+# orjson turns integers beyond 64 bits into floats where json keeps them exact;
+# a body with a run of 20 digits anywhere is left to json. (Mapping every digit
+# to 0 and looking for twenty 0s is some 25 times cheaper than a regex.)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 20
 
 
 class RequestValidationError(Exception):
@@ -153,9 +178,17 @@ def query_enum_list(
 # -- JSON bodies ----------------------------------------------------------------
 def parse_json(errors: Errors, raw: bytes) -> Any:
     """Decode a JSON body; an empty body is a missing body."""
-    if not raw.strip():
+    if not raw or raw.isspace():
         errors.add("missing", ("body",), "Field required", None)
         errors.raise_if_any()
+    if _fast_loads is not None and _LONG_NUMBER not in raw.translate(_DIGITS_TO_ZERO):
+        # orjson accepts a subset of what json does and decodes it to the same
+        # values; anything it refuses (NaN, BOMs, UTF-16, lone surrogates,
+        # errors) goes to json, whose answers and messages are the contract.
+        try:
+            return _fast_loads(raw)
+        except ValueError:
+            pass
     try:
         return json.loads(raw)
     except UnicodeDecodeError:
@@ -207,9 +240,10 @@ def image_fields(
     fields: dict[str, Any] = {}
     if need_src and "src" not in obj:
         errors.add("missing", (*loc, "src"), "Field required", None)
-    for name in WRITABLE_FIELDS:
-        if name not in obj:
-            continue
+    present = [name for name in obj if name in _WRITABLE_INDEX]
+    if len(present) > 1:
+        present.sort(key=_WRITABLE_INDEX.__getitem__)
+    for name in present:
         value = obj[name]
         if value is None:
             if name == "src" and need_src:
@@ -235,6 +269,33 @@ def image_fields(
         else:
             fields[name] = value
     return image_id, fields
+
+
+def clean_fields(obj: dict[str, Any], *, need_src: bool) -> dict[str, Any] | None:
+    """The writable fields of ``obj`` when :func:`image_fields` would find no
+    error in them, else ``None`` (then call it for the errors).
+
+    The fast path of a batch: one pass over the keys the object has, exact
+    type checks, no error bookkeeping. ``id`` is not checked here.
+    """
+    if len(obj) == 2 and "id" in obj:  # the commonest record: {"id", "src"}
+        src = obj.get("src")
+        if type(src) is str:
+            return {"src": src}
+    fields: dict[str, Any] = {}
+    for name, value in obj.items():
+        expected = _FIELD_TYPES.get(name)
+        if expected is None:
+            continue  # unknown or computed: ignored
+        if type(value) is not expected:
+            if value is not None or (need_src and name == "src"):
+                return None
+        elif expected is list and not all(type(v) is str for v in value):
+            return None
+        fields[name] = value
+    if need_src and "src" not in fields:
+        return None
+    return fields
 
 
 def batch(errors: Errors, body: Any, max_items: int) -> list[Any]:
