@@ -323,3 +323,45 @@ def test_poll_policy_defaults_find_out_fast() -> None:
     assert policy.first(1, None, None) <= 0.025
     assert policy.first(1000, None, None) <= 0.15
     assert policy.min_delay < 0.01
+
+
+# -- answers about something else ------------------------------------------------
+
+
+async def test_an_answer_about_another_image_or_op_is_refused(
+    aiohttp_server: ServerFactory,
+) -> None:
+    async def image(_request: web.Request) -> web.Response:
+        return web.json_response({"image_id": "other", "src": SRC})
+
+    async def op(_request: web.Request) -> web.Response:
+        return web.json_response(op_body(99, finished=True))
+
+    app = web.Application()
+    app.router.add_get("/imgs/{image_id}", image)
+    app.router.add_get("/ops/{op_id}", op)
+    app.router.add_delete("/ops/{op_id}", op)
+    url = await start(aiohttp_server, app)
+    async with make_client(url, key=KEY) as client:
+        with pytest.raises(ResponseValidationError, match="answered about 'other'"):
+            await client.images.get("mine")
+        with pytest.raises(ResponseValidationError, match="answered about operation 99"):
+            await client.ops.get(5)
+        with pytest.raises(ResponseValidationError, match="answered about operation 99"):
+            await client.ops.cancel(5)
+        fut = client.ops.follow(5, image_ids=["a"])
+        # A poll answered with another op's status proves nothing about ours:
+        # retried like a malformed body, then the future fails naming op 5.
+        with pytest.raises(ResponseValidationError, match="operation 5") as info:
+            await fut.result(timeout=10)
+    assert "answered about operation 99" in str(info.value.__cause__)
+    assert fut.applied_ids == [] and fut.unknown_ids == []
+
+
+def test_a_status_about_another_op_proves_nothing() -> None:
+    from wesog_async import Operation, prove
+
+    status = Operation(num_total=1, num_good=1, num_bad=0, is_finished=True, op_id=99)
+    proof = prove(status, ["a"], op_id=5)
+    assert proof.applied == () and proof.unknown == (0,)
+    assert proof.reason is not None and "about operation 99" in proof.reason

@@ -247,7 +247,15 @@ class ImagesAPI:
             "GET", _sansio.image_path(image_id), kind="read", params=params, retry=retry,
             response_timeout=response_timeout,
         )  # fmt: skip
-        return structure_image(resp.json(), body=resp.body)
+        image = structure_image(resp.json(), body=resp.body)
+        if image.image_id is not None and image.image_id != image_id:
+            # Cross-check the server's claim: an answer about another image is
+            # not an answer about this one.
+            raise ResponseValidationError(
+                f"asked for image {image_id!r}, the server answered about {image.image_id!r}",
+                body=resp.body,
+            )
+        return image
 
     async def search(
         self,

@@ -29,8 +29,7 @@ class OpsAPI:
         """
         _check_op_id(op_id)
         resp = await self._transport.request("GET", _sansio.op_path(op_id), kind="read")
-        op = structure_operation(resp.json(), body=resp.body)
-        return op.with_op_id(op_id)
+        return _checked(structure_operation(resp.json(), body=resp.body), op_id, resp.body)
 
     async def list(self, *, limit: int | None = None, page: int | None = None) -> list[Operation]:
         """This tenant's operations, newest first (``GET /ops``, D12)."""
@@ -65,8 +64,7 @@ class OpsAPI:
         _check_op_id(op_id)
         # Cancelling twice is harmless, so the request may be resent.
         resp = await self._transport.request("DELETE", _sansio.op_path(op_id), kind="write")
-        op = structure_operation(resp.json(), body=resp.body)
-        return op.with_op_id(op_id)
+        return _checked(structure_operation(resp.json(), body=resp.body), op_id, resp.body)
 
     def follow(
         self,
@@ -92,6 +90,16 @@ class OpsAPI:
     async def wait(self, op_id: int, *, timeout: float | None = None) -> Operation:  # noqa: ASYNC109
         """Follow ``op_id`` until it finishes (see :meth:`follow`)."""
         return await self.follow(op_id).result(timeout)
+
+
+def _checked(op: Operation, op_id: int, body: bytes) -> Operation:
+    """``op`` as the status of ``op_id``, or an error if it names another operation."""
+    if op.op_id is not None and op.op_id != op_id:
+        raise ResponseValidationError(
+            f"asked for operation {op_id}, the server answered about operation {op.op_id}",
+            body=body,
+        )
+    return op.with_op_id(op_id)
 
 
 def _check_op_id(op_id: object) -> None:

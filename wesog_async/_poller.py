@@ -14,6 +14,7 @@ import heapq
 import itertools
 import logging
 import random
+from functools import partial
 
 import attrs
 
@@ -63,9 +64,17 @@ def _mark_retrieved(fut: asyncio.Future[Operation]) -> None:
         fut.exception()
 
 
-def _parse_status(resp: Response) -> Operation:
+def _parse_status(resp: Response, op_id: int) -> Operation:
     data = resp.json()
-    return pending_status(data) or structure_operation(data, body=resp.body)
+    op = pending_status(data) or structure_operation(data, body=resp.body)
+    if op.op_id is not None and op.op_id != op_id:
+        # A status about another operation proves nothing about this one:
+        # treated like a malformed body (retried, then the future fails).
+        raise ResponseValidationError(
+            f"polled operation {op_id}, the server answered about operation {op.op_id}",
+            body=resp.body,
+        )
+    return op
 
 
 class Poller:
@@ -248,7 +257,7 @@ class Poller:
 
         try:
             op = await self._transport.call(
-                "GET", _sansio.op_path(op_id), _parse_status, kind="poll",
+                "GET", _sansio.op_path(op_id), partial(_parse_status, op_id=op_id), kind="poll",
                 retry=tracked.retry, on_attempt=attempted, on_retry=retried,
             )  # fmt: skip
         except NotFoundError as exc:
