@@ -22,7 +22,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.conftest import API_KEY, make_client
 from tests.test_client_http import ServerFactory
 from tests.test_request_path import op_body, start
-from wesog_async import NotFoundError, OperationNotFoundError, ServerError, WesogClient
+from wesog_async import (
+    ClientClosedError,
+    NotFoundError,
+    OperationNotFoundError,
+    ServerError,
+    WesogClient,
+)
 from wesog_async._telemetry import SCOPE, error_type, ingest_span, route_template
 from wesog_async.emulator import EmulatorServer
 
@@ -308,6 +314,29 @@ async def test_a_failed_operation_ends_its_span_with_an_error(
     assert (span.attributes or {})["wesog.server_request_id"] == "w1"
     errored = {"wesog.operation.outcome": "error"}
     assert otel.total("wesog.client.operation.duration", **errored) == 1
+    assert otel.total("wesog.client.operations.pending") == 0
+
+
+async def test_closing_with_pending_operations_ends_their_spans(
+    otel: Otel, aiohttp_server: ServerFactory
+) -> None:
+    async def write(_r: web.Request) -> web.Response:
+        return web.json_response(op_body(8, finished=False), status=202)
+
+    async def poll(_r: web.Request) -> web.Response:
+        return web.json_response(op_body(8, finished=False))
+
+    app = web.Application()
+    app.router.add_post("/imgs/{image_id}", write)
+    app.router.add_get("/ops/{op_id}", poll)
+    url = await start(aiohttp_server, app)
+    async with otel.client(url) as client:
+        fut = await client.images.create({"id": "a", "src": SRC})
+    with pytest.raises(ClientClosedError):
+        await fut
+    span = otel.span("operation POST /imgs/{image_id}")
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert (span.attributes or {})["error.type"] == "client_closed"
     assert otel.total("wesog.client.operations.pending") == 0
 
 

@@ -145,7 +145,7 @@ class Submitter:
                 resp,
             ) from None
         op_id = _sansio.extract_op_id(parsed)
-        if logger.isEnabledFor(logging.DEBUG):
+        if op_id is not None and logger.isEnabledFor(logging.DEBUG):
             _telemetry.log_submitted(method, path, op_id, resp)  # [telemetry]
         obs = (
             OpObs(

@@ -387,7 +387,7 @@ class CallObs:
         span.end()
 
 
-def log_submitted(method: str, path: str, op_id: int | None, resp: Any) -> None:
+def log_submitted(method: str, path: str, op_id: int, resp: Any) -> None:
     """The DEBUG line naming the operation a write started."""
     route = route_template(path)
     logger.debug(
