@@ -8,6 +8,10 @@ ones. When the package is missing or no provider is configured, a request
 costs one attribute check and one ``logger.isEnabledFor`` here, plus the
 request id every request carries.
 
+Request ids: one ``X-Request-ID`` per API call, sent unchanged on each of its
+retried attempts (the attempt number tells them apart in logs and spans); the
+server's id is read from the headers of :data:`~wesog_async._wire.SERVER_REQUEST_ID_HEADERS`.
+
 Metric attributes are bounded on purpose: route templates, methods, status
 classes, reasons; never an op id, an image id or a request id.
 """
