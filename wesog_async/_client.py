@@ -14,7 +14,7 @@ import platform
 import ssl
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import aiohttp
 import attrs
@@ -27,7 +27,12 @@ from wesog_async._retry import PollPolicy, RetryPolicy, Sleep
 from wesog_async._stats import ClientStats
 from wesog_async._submit import Submitter
 from wesog_async._tag import TagAPI
+from wesog_async._telemetry import Telemetry
 from wesog_async._transport import BodyLimits, Timeouts, Transport
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 logger = logging.getLogger("wesog_async")
 
@@ -57,6 +62,10 @@ class WesogClient:
     ``raise_on_failure`` makes awaiting an operation with failed items raise
     :class:`~wesog_async.OperationFailedError`. ``sleep`` replaces
     ``asyncio.sleep`` for retries and polling (tests).
+
+    With OpenTelemetry installed (``wesog-async[otel]``), spans and metrics go
+    to ``tracer_provider`` / ``meter_provider``, else to the global providers
+    as configured when the client opens; unset, nothing is recorded.
     """
 
     def __init__(
@@ -81,6 +90,8 @@ class WesogClient:
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str | None = None,
         sleep: Sleep | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(wire.ENV_API_KEY)
         if not key:
@@ -117,6 +128,12 @@ class WesogClient:
             ),
             sleep=sleep or asyncio.sleep,
             stats=self._stats,
+            telemetry=Telemetry(
+                base,
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+                version=_version(),
+            ),  # [telemetry]
         )
         self._submitter = Submitter(
             self._transport,

@@ -26,12 +26,15 @@
 No aiohttp, cattrs or tenacity exception escapes: they are chained with
 ``raise ... from``. No error carries request headers, so the API key never
 appears in an error, its repr or its traceback.
+
+An error that came from a request carries ``request_id`` (the ``X-Request-ID``
+this client sent) and ``server_request_id`` (the server's, if it sent one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from wesog_async._models import Operation, OperationItemError
@@ -55,6 +58,13 @@ def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, A
 
 class WesogError(Exception):
     """Base class of every error wesog_async raises on purpose."""
+
+    # [telemetry] Request ids, set by the transport on errors of a request.
+    #: The ``X-Request-ID`` this client sent with the failed call (``None`` when
+    #: the error did not come from a request).
+    request_id: str | None = None
+    #: The server's request id (``X-Request-ID`` / ``Request-Id``), if it sent one.
+    server_request_id: str | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only constructors defeat Exception's default pickling, which
@@ -290,3 +300,16 @@ class ResponseTooLargeError(TransportError):
     def __init__(self, message: str, *, method: str = "", path: str = "", limit: int) -> None:
         super().__init__(message, method=method, path=path)
         self.limit = limit
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def carry_request_ids(error: _E, source: BaseException | None) -> _E:
+    """``error`` given the request ids of ``source``, the error it wraps."""
+    if isinstance(error, WesogError) and isinstance(source, WesogError):
+        if error.request_id is None:
+            error.request_id = source.request_id
+        if error.server_request_id is None:
+            error.server_request_id = source.server_request_id
+    return error

@@ -61,7 +61,9 @@ class OperationFuture:
     that awaiter. Several futures on one op share one poll stream.
     """
 
-    __slots__ = ("_raise_on_failure", "_tracked", "image_ids", "resent")
+    __slots__ = (
+        "_raise_on_failure", "_tracked", "image_ids", "request_id", "resent", "server_request_id",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -70,6 +72,8 @@ class OperationFuture:
         *,
         raise_on_failure: bool = False,
         resent: bool = False,
+        request_id: str | None = None,
+        server_request_id: str | None = None,
     ) -> None:
         self._tracked = tracked
         self.image_ids: tuple[str, ...] = tuple(image_ids)
@@ -78,6 +82,12 @@ class OperationFuture:
         #: attempt applied: the server may have run it twice (harmless for
         #: ``strict=False`` writes, which are upserts; strict ones are never resent).
         self.resent = resent
+        # [telemetry]
+        #: The ``X-Request-ID`` of the write that started the operation
+        #: (``None`` for one followed by id).
+        self.request_id = request_id
+        #: The server's request id of that write, if it sent one.
+        self.server_request_id = server_request_id
 
     def __repr__(self) -> str:
         latest = self._tracked.latest

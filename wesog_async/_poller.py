@@ -27,11 +27,13 @@ from wesog_async._errors import (
     OperationNotFoundError,
     ResponseValidationError,
     WesogError,
+    carry_request_ids,
 )
 from wesog_async._models import Operation
 from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._schedule import Kind, Schedule, kind_of
 from wesog_async._stats import ClientStats
+from wesog_async._telemetry_runs import OpObs
 from wesog_async._transport import Response, Transport
 
 logger = logging.getLogger("wesog_async")
@@ -56,6 +58,8 @@ class Tracked:
     learnable: bool = True
     retry: RetryPolicy | None = None
     kind: Kind = ("", 1)
+    #: [telemetry] the operation's span and metrics, when observed.
+    obs: OpObs | None = None
 
 
 def _mark_retrieved(fut: asyncio.Future[Operation]) -> None:
@@ -111,11 +115,21 @@ class Poller:
 
     # -- tracking ----------------------------------------------------------------
 
-    def resolved(self, op: Operation, image_ids: tuple[str, ...], policy: PollPolicy) -> Tracked:
+    def resolved(
+        self,
+        op: Operation,
+        image_ids: tuple[str, ...],
+        policy: PollPolicy,
+        *,
+        obs: OpObs | None = None,
+    ) -> Tracked:
         """A Tracked for an operation already finished (``wait=True`` writes)."""
         fut: asyncio.Future[Operation] = self._loop.create_future()
         fut.set_result(op)
         self._count_finished(op)
+        if obs is not None:  # [telemetry]
+            obs.begin(op.op_id, pending=False)
+            obs.finish(op)
         return Tracked(op.op_id, fut, op.num_total, policy, image_ids, latest=op)
 
     def track(
@@ -129,6 +143,7 @@ class Poller:
         learnable: bool = True,
         retry: RetryPolicy | None = None,
         method: str = "",
+        obs: OpObs | None = None,
     ) -> Tracked:
         """Follow ``op_id``; an op already followed shares its poll stream."""
         if self._closing:
@@ -138,16 +153,19 @@ class Poller:
             return existing
         policy = policy or self._policy
         if initial is not None and initial.is_finished:
-            return self.resolved(initial.with_op_id(op_id), image_ids, policy)
+            return self.resolved(initial.with_op_id(op_id), image_ids, policy, obs=obs)
         fut: asyncio.Future[Operation] = self._loop.create_future()
         fut.add_done_callback(_mark_retrieved)
+        if obs is not None:  # [telemetry] every way an op ends ends its span
+            obs.begin(op_id, pending=True)
+            fut.add_done_callback(obs.done)
         if initial is not None:
             num_total = initial.num_total
         kind = kind_of(method, num_total)
         tracked = Tracked(
             op_id, fut, num_total, policy, image_ids,
             latest=initial, submitted_at=self._loop.time(), learnable=learnable,
-            retry=retry, kind=kind,
+            retry=retry, kind=kind, obs=obs,
         )  # fmt: skip
         tracked.first_delay = (
             self.schedule.first_delay(policy, kind, num_total)
@@ -255,10 +273,12 @@ class Poller:
         def retried(_exc: BaseException) -> None:
             stats.poll_retries += 1
 
+        obs = tracked.obs
         try:
             op = await self._transport.call(
                 "GET", _sansio.op_path(op_id), partial(_parse_status, op_id=op_id), kind="poll",
                 retry=tracked.retry, on_attempt=attempted, on_retry=retried,
+                span=obs.span if obs is not None else None,
             )  # fmt: skip
         except NotFoundError as exc:
             held = f"; it covered {len(tracked.image_ids)} records" if tracked.image_ids else ""
@@ -300,6 +320,8 @@ class Poller:
                 cause=exc,
             )
             return
+        if obs is not None:
+            obs.polled(op)  # [telemetry] a poll event on the op's span
         self._observe(tracked, op.with_op_id(op_id))
 
     def _observe(self, tracked: Tracked, op: Operation) -> None:
@@ -352,6 +374,7 @@ class Poller:
             self._tracked.pop(tracked.op_id, None)
         if cause is not None:
             exc.__cause__ = cause
+            carry_request_ids(exc, cause)  # [telemetry]
         if not tracked.future.done():
             tracked.future.set_exception(exc)
 

@@ -4,10 +4,12 @@ follows it. Shared by every write endpoint and by bulk ingestion.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from wesog_async import _jsonlib, _sansio
+from wesog_async import _jsonlib, _sansio, _telemetry
 from wesog_async._convert import structure_operation
 from wesog_async._errors import (
     ClientClosedError,
@@ -15,14 +17,18 @@ from wesog_async._errors import (
     OutcomeUnknownError,
     ResponseValidationError,
     TransportError,
+    carry_request_ids,
 )
 from wesog_async._future import OperationFuture
 from wesog_async._poller import Poller
 from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._stats import ClientStats
-from wesog_async._transport import Transport
+from wesog_async._telemetry_runs import OpObs
+from wesog_async._transport import Response, Transport
 
 WriteMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
+
+logger = logging.getLogger("wesog_async")
 
 
 class Submitter:
@@ -93,6 +99,8 @@ class Submitter:
             wait=wait, urgent=urgent, strict=strict, lang=lang, allow_lang=method != "DELETE"
         )
         data = encoded if encoded is not None else (None if body is None else _jsonlib.dumps(body))
+        # [telemetry] the operation's span and duration start with its submit.
+        started_ns = time.time_ns() if self.transport.telemetry.active else 0
         try:
             resp = await self.transport.request(
                 method, path, kind="strict_write" if strict else "write",
@@ -100,32 +108,53 @@ class Submitter:
                 response_timeout=response_timeout, on_throttle=on_throttle,
             )  # fmt: skip
         except ClientClosedError as exc:
-            raise ClientClosedError(
-                f"{exc}; {len(image_ids)} record(s) "
-                + ("may or may not have been applied" if exc.maybe_applied else "were not sent"),
-                image_ids=image_ids,
-                maybe_applied=exc.maybe_applied,
+            raise carry_request_ids(
+                ClientClosedError(
+                    f"{exc}; {len(image_ids)} record(s) "
+                    + (
+                        "may or may not have been applied" if exc.maybe_applied else "were not sent"
+                    ),
+                    image_ids=image_ids,
+                    maybe_applied=exc.maybe_applied,
+                ),
+                exc,
             ) from None
         except (OutcomeUnknownError, ConnectError):
             raise
         except TransportError as exc:
-            raise OutcomeUnknownError(
-                f"{exc.reason}; the write may or may not have been applied",
-                method=method,
-                path=path,
-                image_ids=image_ids,
+            raise carry_request_ids(
+                OutcomeUnknownError(
+                    f"{exc.reason}; the write may or may not have been applied",
+                    method=method,
+                    path=path,
+                    image_ids=image_ids,
+                ),
+                exc,
             ) from exc
         try:
             parsed = resp.json()
         except ResponseValidationError:
-            raise OutcomeUnknownError(
-                f"the server accepted the write (HTTP {resp.status}) but its body is not JSON",
-                method=method,
-                path=path,
-                raw_body=resp.body,
-                image_ids=image_ids,
+            raise _with_ids(
+                OutcomeUnknownError(
+                    f"the server accepted the write (HTTP {resp.status}) but its body is not JSON",
+                    method=method,
+                    path=path,
+                    raw_body=resp.body,
+                    image_ids=image_ids,
+                ),
+                resp,
             ) from None
         op_id = _sansio.extract_op_id(parsed)
+        if op_id is not None and logger.isEnabledFor(logging.DEBUG):
+            _telemetry.log_submitted(method, path, op_id, resp)  # [telemetry]
+        obs = (
+            OpObs(
+                self.transport.telemetry, method, path, len(image_ids), started_ns,
+                resp.request_id, resp.server_request_id,
+            )
+            if started_ns
+            else None
+        )  # fmt: skip
         initial = None
         # A queued operation's first status says nothing the first poll will not:
         # skip structuring it (CPU and memory per pending op, BENCH W1/W3).
@@ -145,18 +174,19 @@ class Submitter:
         if initial is not None and initial.is_finished:
             # D2: wait=true (or an instant server): resolved without polling.
             tracked = poller.resolved(
-                initial.with_op_id(op_id), tuple(image_ids), poll or self.poll_policy
+                initial.with_op_id(op_id), tuple(image_ids), poll or self.poll_policy, obs=obs
             )
-            return OperationFuture(
-                tracked, image_ids, raise_on_failure=self.raise_on_failure, resent=resp.resent
-            )
+            return _future(tracked, image_ids, self.raise_on_failure, resp)
         if op_id is None:
-            raise OutcomeUnknownError(
-                f"the server accepted the write (HTTP {resp.status}) but named no operation id",
-                method=method,
-                path=path,
-                raw_body=resp.body,
-                image_ids=image_ids,
+            raise _with_ids(
+                OutcomeUnknownError(
+                    f"the server accepted the write (HTTP {resp.status}) but named no operation id",
+                    method=method,
+                    path=path,
+                    raw_body=resp.body,
+                    image_ids=image_ids,
+                ),
+                resp,
             )
         tracked = poller.track(
             op_id,
@@ -166,10 +196,9 @@ class Submitter:
             policy=poll,
             retry=retry,
             method=method,
+            obs=obs,
         )
-        return OperationFuture(
-            tracked, image_ids, raise_on_failure=self.raise_on_failure, resent=resp.resent
-        )
+        return _future(tracked, image_ids, self.raise_on_failure, resp)
 
     def follow(
         self,
@@ -179,6 +208,12 @@ class Submitter:
         poll: PollPolicy | None = None,
     ) -> OperationFuture:
         """A future for an operation submitted elsewhere (not learned from)."""
+        tel = self.transport.telemetry
+        obs = (
+            OpObs(tel, None, _sansio.op_path(op_id), len(image_ids), time.time_ns(), None, None)
+            if tel.active
+            else None
+        )  # [telemetry]
         tracked = self.poller.track(
             op_id,
             initial=None,
@@ -186,8 +221,28 @@ class Submitter:
             image_ids=tuple(image_ids),
             policy=poll,
             learnable=False,
+            obs=obs,
         )
         return OperationFuture(tracked, image_ids, raise_on_failure=self.raise_on_failure)
+
+
+def _with_ids(error: OutcomeUnknownError, resp: Response) -> OutcomeUnknownError:
+    # [telemetry] the request ids of the answered write.
+    error.request_id, error.server_request_id = resp.request_id, resp.server_request_id
+    return error
+
+
+def _future(
+    tracked: Any, image_ids: Sequence[str], raise_on_failure: bool, resp: Response
+) -> OperationFuture:
+    return OperationFuture(
+        tracked,
+        image_ids,
+        raise_on_failure=raise_on_failure,
+        resent=resp.resent,
+        request_id=resp.request_id,
+        server_request_id=resp.server_request_id,
+    )
 
 
 __all__ = ["Submitter", "WriteMethod"]

@@ -14,7 +14,7 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import attrs
 
-from wesog_async import _attempts, _jsonlib, _sansio
+from wesog_async import _attempts, _jsonlib, _sansio, _telemetry
 from wesog_async import _wire as wire
 from wesog_async._attempts import RequestKind
 from wesog_async._errors import (
@@ -23,6 +23,7 @@ from wesog_async._errors import (
     ResponseTooLargeError,
     ResponseValidationError,
     TransportError,
+    WesogError,
 )
 from wesog_async._retry import RetryPolicy, Sleep, call_with_retries
 from wesog_async._stats import ClientStats
@@ -45,6 +46,10 @@ class Response:
     #: The request was sent again after a failure that may have left an earlier
     #: attempt applied (reset after sending, timeout, 500/502/504).
     resent: bool = False
+    #: The ``X-Request-ID`` this client sent with the call.
+    request_id: str = ""
+    #: The server's request id header, if it sent one.
+    server_request_id: str | None = None
 
     def json(self) -> Any:
         """The body parsed as JSON, or :class:`ResponseValidationError`."""
@@ -104,6 +109,7 @@ class Transport:
         user_agent: str,
         sleep: Sleep,
         stats: ClientStats,
+        telemetry: _telemetry.Telemetry | None = None,
     ) -> None:
         self.__api_key = api_key
         self.__key_bytes = api_key.encode("utf-8", "replace")
@@ -113,6 +119,8 @@ class Transport:
         self.limits = limits
         self.sleep: Sleep = sleep
         self.stats = stats
+        #: [telemetry] spans, metrics and the per-attempt DEBUG line.
+        self.telemetry = telemetry or _telemetry.Telemetry(base_url)
         self._borrowed = session
         self._session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
@@ -146,6 +154,7 @@ class Transport:
         if self._loop is not None:
             raise RuntimeError("this WesogClient is already open")
         self._loop = asyncio.get_running_loop()
+        self.telemetry.bind()  # [telemetry] providers are looked up once, here
         if self._borrowed is not None:
             if self._borrowed.closed:
                 raise RuntimeError("the borrowed aiohttp session is closed")
@@ -221,35 +230,56 @@ class Transport:
         """
         session = self.check_usable()
         send = self._send_once
+        # [telemetry] one id per call; observed only when someone listens.
+        rid = _telemetry.new_request_id()
+        tel = self.telemetry
+        obs = tel.call(method, path, kind, rid) if tel.active or _debug() else None
         try:
             # The first attempt without closures or retry machinery: the common case.
-            return await send(
+            sending = send(
                 session, method, path, kind, params, body, form, long_wait, response_timeout,
-                on_throttle,
+                on_throttle, rid,
             )  # fmt: skip
+            resp = await (sending if obs is None else _telemetry.observed(sending, rid, obs))
         except Exception as exc:
+            if isinstance(exc, WesogError):
+                exc.request_id = rid
             first_failure = exc
+        else:
+            if obs is not None:
+                obs.end(None)  # [telemetry]
+            return resp
         resent = False
 
         async def attempt() -> Response:
-            return await send(
+            sending = send(
                 session, method, path, kind, params, body, form, long_wait, response_timeout,
-                on_throttle,
+                on_throttle, rid,
             )  # fmt: skip
+            return await _telemetry.observed(sending, rid, obs)
 
-        def retried(exc: BaseException, _delay: float) -> None:
+        def retried(exc: BaseException, delay: float) -> None:
             nonlocal resent
             self.stats.retries += 1
             if kind in ("write", "strict_write") and _attempts.maybe_applied(exc):
                 resent = True
                 self.stats.ambiguous_resends += 1
+            if obs is not None:
+                obs.retried(exc, delay)  # [telemetry]
             if on_retry is not None:
                 on_retry(exc)
 
-        resp = await call_with_retries(
-            attempt, policy=retry or self.retry_policy, kind=kind, sleep=self.sleep,
-            name=f"{method} {path}", on_retry=retried, first_failure=first_failure,
-        )  # fmt: skip
+        try:
+            resp = await call_with_retries(
+                attempt, policy=retry or self.retry_policy, kind=kind, sleep=self.sleep,
+                name=f"{method} {path}", on_retry=retried, first_failure=first_failure,
+            )  # fmt: skip
+        except BaseException as exc:
+            if obs is not None:
+                obs.end(exc)  # [telemetry]
+            raise
+        if obs is not None:
+            obs.end(None)  # [telemetry]
         return attrs.evolve(resp, resent=True) if resent else resp
 
     async def call(
@@ -263,20 +293,33 @@ class Transport:
         retry: RetryPolicy | None = None,
         on_attempt: Callable[[], None] | None = None,
         on_retry: Callable[[BaseException], None] | None = None,
+        span: Any = None,
     ) -> T:
         """A read whose parsing is part of the attempt: an unparseable body is
-        retried like a transport failure (status polls)."""
+        retried like a transport failure (status polls). Its retries are
+        events of ``span`` (the operation's), not a span of its own."""
         session = self.check_usable()
+        # [telemetry] as in request(), but no span of its own.
+        rid = _telemetry.new_request_id()
+        tel = self.telemetry
+        obs = tel.call(method, path, kind, rid, events_on=span) if tel.active or _debug() else None
 
         async def attempt() -> T:
             if on_attempt is not None:
                 on_attempt()
-            resp = await self._send_once(
-                session, method, path, kind, params, None, None, False, None, None
+            sending = self._send_once(
+                session, method, path, kind, params, None, None, False, None, None, rid
             )
-            return parse(resp)
+            resp = await _telemetry.observed(sending, rid, obs)
+            try:
+                return parse(resp)
+            except WesogError as exc:
+                exc.request_id, exc.server_request_id = rid, resp.server_request_id
+                raise
 
-        def retried(exc: BaseException, _delay: float) -> None:
+        def retried(exc: BaseException, delay: float) -> None:
+            if obs is not None:
+                obs.retried(exc, delay)  # [telemetry]
             if on_retry is not None:
                 on_retry(exc)
 
@@ -297,13 +340,18 @@ class Transport:
         long_wait: bool,
         response_timeout: float | None,
         on_throttle: Callable[[], None] | None,
+        rid: str,
     ) -> Response:
         loop = self._loop
         assert loop is not None and self._slots is not None
         delay = self._cooldown_until - loop.time()
         if delay > 0:
             await self.sleep(delay)
-        headers = {wire.HEADER_API_KEY: self.__api_key, "User-Agent": self._user_agent}
+        headers = {
+            wire.HEADER_API_KEY: self.__api_key,
+            "User-Agent": self._user_agent,
+            wire.HEADER_REQUEST_ID: rid,
+        }
         data: Any = form() if form is not None else None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -333,6 +381,7 @@ class Transport:
                     status = resp.status
                     raw = await _read_capped(resp, limit, method, path)
                     retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
+                    server_rid = _telemetry.server_request_id(resp.headers)
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) else str(exc)
                 raise ConnectError(
@@ -360,11 +409,12 @@ class Transport:
             # A server that echoes the key must not put it in an error or a log.
             raw = raw.replace(self.__key_bytes, _REDACTED)
         if 200 <= status < 300:
-            return Response(status, raw)
+            return Response(status, raw, request_id=rid, server_request_id=server_rid)
         retry_after = _sansio.parse_retry_after(retry_after_header, now=time.time())
         error = _sansio.error_for_status(
             status, raw, method=method, path=path, retry_after=retry_after
         )
+        error.server_request_id = server_rid
         if status == 429:
             self.stats.throttles += 1
             if on_throttle is not None:
@@ -376,6 +426,10 @@ class Transport:
         ):
             self.cool_down(retry_after)
         raise error
+
+
+def _debug() -> bool:
+    return logger.isEnabledFor(logging.DEBUG)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int, method: str, path: str) -> bytes:

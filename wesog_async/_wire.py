@@ -15,6 +15,10 @@ ENV_BASE_URL: Final = "WESOG_BASE_URL"
 
 HEADER_API_KEY: Final = "API-Key"
 HEADER_RETRY_AFTER: Final = "Retry-After"
+# Our id of each API call (one per call, the same on its retries), and the
+# headers a server's own request id is read from, first match wins.
+HEADER_REQUEST_ID: Final = "X-Request-ID"
+SERVER_REQUEST_ID_HEADERS: Final = ("X-Request-ID", "Request-Id")
 
 # Paths. Image ids are percent-encoded into the path by the request builder.
 PATH_IMAGES: Final = "/imgs"
