@@ -42,6 +42,7 @@ from wesog_async._errors import (
     WesogError,
 )
 from wesog_async._future import OperationFuture, as_completed, gather_operations
+from wesog_async._http import BodyLimits
 from wesog_async._inputs import open_records
 from wesog_async._journal import Journal
 from wesog_async._models import (
@@ -57,7 +58,6 @@ from wesog_async._models import (
 )
 from wesog_async._outcome import Proof, prove
 from wesog_async._retry import PollPolicy, RetryPolicy
-from wesog_async._transport import BodyLimits
 
 try:
     __version__ = version("wesog-async")

@@ -21,6 +21,7 @@ import attrs
 
 from wesog_async import _sansio
 from wesog_async import _wire as wire
+from wesog_async._http import BodyLimits, Timeouts
 from wesog_async._images import ImagesAPI
 from wesog_async._ops import OpsAPI
 from wesog_async._retry import PollPolicy, RetryPolicy, Sleep
@@ -28,7 +29,7 @@ from wesog_async._stats import ClientStats
 from wesog_async._submit import Submitter
 from wesog_async._tag import TagAPI
 from wesog_async._telemetry import Telemetry
-from wesog_async._transport import BodyLimits, Timeouts, Transport
+from wesog_async._transport import Transport
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider

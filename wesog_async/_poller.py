@@ -29,12 +29,13 @@ from wesog_async._errors import (
     WesogError,
     carry_request_ids,
 )
+from wesog_async._http import Response
 from wesog_async._models import Operation
 from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._schedule import Kind, Schedule, kind_of
 from wesog_async._stats import ClientStats
 from wesog_async._telemetry_runs import OpObs
-from wesog_async._transport import Response, Transport
+from wesog_async._transport import Transport
 
 logger = logging.getLogger("wesog_async")
 

@@ -20,11 +20,12 @@ from wesog_async._errors import (
     carry_request_ids,
 )
 from wesog_async._future import OperationFuture
+from wesog_async._http import Response
 from wesog_async._poller import Poller
 from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._stats import ClientStats
 from wesog_async._telemetry_runs import OpObs
-from wesog_async._transport import Response, Transport
+from wesog_async._transport import Transport
 
 WriteMethod = Literal["POST", "PUT", "PATCH", "DELETE"]
 

@@ -14,17 +14,17 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import attrs
 
-from wesog_async import _attempts, _jsonlib, _sansio, _telemetry
+from wesog_async import _attempts, _sansio, _telemetry
 from wesog_async import _wire as wire
 from wesog_async._attempts import RequestKind
 from wesog_async._errors import (
     ClientClosedError,
     ConnectError,
     ResponseTooLargeError,
-    ResponseValidationError,
     TransportError,
     WesogError,
 )
+from wesog_async._http import BodyLimits, Response, Timeouts, read_capped
 from wesog_async._retry import RetryPolicy, Sleep, call_with_retries
 from wesog_async._stats import ClientStats
 
@@ -34,62 +34,6 @@ T = TypeVar("T")
 Params = list[tuple[str, str]] | None
 
 _REDACTED: Final = b"<redacted>"
-_CHUNK: Final = 1 << 16
-
-
-@attrs.frozen
-class Response:
-    """A 2xx response: its status and raw body."""
-
-    status: int
-    body: bytes
-    #: The request was sent again after a failure that may have left an earlier
-    #: attempt applied (reset after sending, timeout, 500/502/504).
-    resent: bool = False
-    #: The ``X-Request-ID`` this client sent with the call.
-    request_id: str = ""
-    #: The server's request id header, if it sent one.
-    server_request_id: str | None = None
-
-    def json(self) -> Any:
-        """The body parsed as JSON, or :class:`ResponseValidationError`."""
-        try:
-            return _jsonlib.loads(self.body) if self.body else None
-        except _jsonlib.JSON_DECODE_ERRORS as exc:
-            raise ResponseValidationError(
-                "response body is not valid JSON", body=self.body
-            ) from exc
-
-
-@attrs.frozen(kw_only=True)
-class Timeouts:
-    """Per-attempt time limits, kept apart so that a request that never left
-    (waiting for a connection, connecting) is known not sent.
-
-    ``connect`` bounds opening a connection, ``response`` the wait for the
-    answer once the request is on the wire (``long_wait`` for writes sent with
-    ``wait=True``). Waiting for a free connection of the pool is not timed:
-    the caller's deadline bounds it.
-    """
-
-    connect: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
-    response: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
-    long_wait: float = attrs.field(default=600.0, validator=attrs.validators.gt(0))
-
-    def aiohttp(self, response: float) -> aiohttp.ClientTimeout:
-        connect = min(self.connect, response)
-        return aiohttp.ClientTimeout(
-            total=connect + response, connect=connect, sock_connect=connect, sock_read=response
-        )
-
-
-@attrs.frozen(kw_only=True)
-class BodyLimits:
-    """Caps on response bodies in bytes, checked on the decompressed size while
-    reading: ``status`` for operation status polls, ``default`` for the rest."""
-
-    status: int = attrs.field(default=8 << 20, validator=attrs.validators.gt(0))
-    default: int = attrs.field(default=64 << 20, validator=attrs.validators.gt(0))
 
 
 class Transport:
@@ -379,7 +323,7 @@ class Transport:
                     ssl=self._ssl,
                 ) as resp:
                     status = resp.status
-                    raw = await _read_capped(resp, limit, method, path)
+                    raw = await read_capped(resp, limit, method, path)
                     retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
                     server_rid = _telemetry.server_request_id(resp.headers)
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
@@ -432,32 +376,4 @@ def _debug() -> bool:
     return logger.isEnabledFor(logging.DEBUG)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int, method: str, path: str) -> bytes:
-    """The whole (decompressed) body, or :class:`ResponseTooLargeError` as soon
-    as it passes ``limit`` bytes: memory stays bounded whatever the server sends."""
-    length = resp.content_length
-    if length is not None and length > limit:
-        raise _too_large(method, path, limit, f"announced {length} bytes")
-    if length is not None and not resp.headers.get("Content-Encoding"):
-        return await resp.read()
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            resp.close()
-            raise _too_large(method, path, limit, "more after decompression")
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _too_large(method: str, path: str, limit: int, what: str) -> ResponseTooLargeError:
-    return ResponseTooLargeError(
-        f"response body over the {limit:,}-byte cap of this route ({what})",
-        method=method,
-        path=path,
-        limit=limit,
-    )
-
-
-__all__ = ["BodyLimits", "Params", "Response", "Timeouts", "Transport"]
+__all__ = ["Params", "Transport"]
