@@ -6,6 +6,7 @@ against."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ Action = Literal[
     "reject_400",  # answers 400 (certainly not applied)
     "no_op_id",  # applies, answers 202 without an op id
     "reset_applied",  # applies, then drops the connection
+    "slow_accept",  # like accept, after `delay` seconds
 ]
 #: What the finished status of an accepted operation says.
 Status = Literal[
@@ -37,6 +39,7 @@ Status = Literal[
     "all_good_lie",  # all_good disagrees with num_bad
     "total_off",  # num_total != the records sent
     "vanish",  # 404 for the operation
+    "never",  # never finishes
 ]
 ACTIONS: tuple[Action, ...] = (
     "accept", "accept_applied_500", "reject_500", "reject_503", "reject_400",
@@ -56,6 +59,7 @@ class Step:
     action: Action = "accept"
     fail: frozenset[int] = frozenset()
     status: Status = "consistent"
+    delay: float = 0.0
 
 
 @attrs.define
@@ -117,6 +121,8 @@ class ScriptedBulkServer:
         if step.action in ("reject_500", "reject_503", "reject_400"):
             status = int(step.action[-3:])
             return web.json_response({"detail": "scripted"}, status=status)
+        if step.action == "slow_accept":
+            await asyncio.sleep(step.delay)
         self._apply(ids, failed)
         if step.action == "accept_applied_500":
             return web.json_response({"detail": "scripted"}, status=500)
@@ -135,6 +141,16 @@ class ScriptedBulkServer:
         if op is None or op.status == "vanish":
             return web.json_response({"detail": "operation not found"}, status=404)
         op.polls += 1
+        if op.status == "never":
+            return web.json_response(
+                {
+                    "op_id": op.op_id,
+                    "is_finished": False,
+                    "num_total": len(op.ids),
+                    "num_good": 0,
+                    "num_bad": 0,
+                }
+            )
         return web.json_response(status_body(op.op_id, len(op.ids), op.failed, op.status))
 
 
