@@ -81,7 +81,7 @@ async def crash_and_resume(
 
     def crash(writes: int) -> None:
         # What a kill at this moment leaves on disk: the journal's committed rows.
-        if writes == crash_at:
+        if writes == crash_at and journal.exists():
             with sqlite3.connect(journal) as src, sqlite3.connect(snapshot) as dst:
                 src.backup(dst)
 
