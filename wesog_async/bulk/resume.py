@@ -119,7 +119,10 @@ class Resume:
         if span is None or span.fingerprint is None:
             return [(pos, rec, rows)]
         check = self.check
-        if check is None or check.row is not span:
+        if check is not None and check.row is not span:
+            # Spans never overlap: an unfinished one means rows out of order.
+            raise self._mismatch(check.row, "its span was not read to the end")
+        if check is None:
             check = self.check = _Check(span)
         check.held.append((pos, rec, rows))
         if not check.skips(pos):
