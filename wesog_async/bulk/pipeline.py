@@ -205,9 +205,18 @@ class Pipeline:
                     self.run.progress()
                     await asyncio.sleep(0)
             return
+        run, ready, feed = self.run, self.ready, self.fresh.feed
+        fast = self.resume is None
         for rec in records:
-            take(rec)
-            if self.ready:
+            if fast:  # _take without a journal, inlined: once per record
+                pos = run.pos
+                run.pos = pos + 1
+                closed = feed(pos, rec)
+                if closed is not None:
+                    ready.append(closed)
+            else:
+                take(rec)
+            if ready:
                 await self._dispatch_ready()
                 if self.run.fatal is not None:
                     return
