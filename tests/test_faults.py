@@ -14,12 +14,14 @@ import logging
 import socket
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
 
 from tests.conftest import make_client
+from tests.scripted_bulk import ScriptedBulkServer, Step, check_truth
 from tests.test_client_http import OP_DONE, Recorder, ServerFactory, json_response, scripted
 from wesog_async import (
     AuthenticationError,
@@ -27,6 +29,7 @@ from wesog_async import (
     ClientClosedError,
     ConnectError,
     ImageInput,
+    JournalMismatchError,
     OperationNotFoundError,
     OperationTimeoutError,
     OutcomeUnknownError,
@@ -36,6 +39,7 @@ from wesog_async import (
     WesogClient,
     WesogError,
     gather_operations,
+    ingest_all,
 )
 from wesog_async.emulator import EmulatorConfig, EmulatorServer, FaultRule
 
@@ -453,7 +457,7 @@ async def test_f18_one_of_a_thousand_awaiters_cancelled(emu: EmulatorServer) -> 
 async def test_f19_cancelling_a_bulk_upload_keeps_every_op_id(
     emu: EmulatorServer, tmp_path: object
 ) -> None:
-    from wesog_async._journal import Journal
+    from wesog_async import Journal
 
     consumed = 0
 
@@ -590,3 +594,57 @@ async def test_f25_no_leaked_tasks_or_connections_after_faults(emu: EmulatorServ
     names = sorted(t.get_name() for t in leaked)
     assert not [n for n in names if n.startswith("wesog_async")], names
     gc.collect()
+
+
+async def test_f26_a_status_that_proves_nothing_is_never_applied(tmp_path: Path) -> None:
+    ids = [f"r{i}" for i in range(6)]
+    plan = [Step("accept", frozenset({0}), "counts_off"), Step("accept", frozenset(), "other_op")]
+    server = ScriptedBulkServer(plan)
+    async with server, client_for(server.url) as client:
+        recs = [{"id": i, "src": SRC} for i in ids]
+        report = await client.images.ingest_all(recs, batch_size=3, journal=tmp_path / "j")
+        check_truth(report, ids, server)
+        assert report.unknown == 5 and report.failed == 1 and report.applied == 0
+        assert {e.op_id for e in report.unknown_items} == {1, 2}
+        again = await client.images.ingest_all(recs, batch_size=3, journal=tmp_path / "j")
+    # Resumed: the unknown records of the finished-but-inconsistent batch are
+    # resent (and said so); the batch whose polls answered about another op was
+    # never seen finished, so its op is followed again, not resent blindly, and
+    # its records stay unknown. Nothing unproven is ever counted applied.
+    check_truth(again, ids, server)
+    assert again.resent == 2 and again.applied == 2 and again.unknown == 3
+
+
+async def test_f27_a_close_mid_run_leaves_no_record_out(emu: EmulatorServer) -> None:
+    emu.state.pause_processing()
+    read = 0
+
+    def source() -> Iterator[dict[str, str]]:
+        nonlocal read
+        for record in records(1000):
+            read += 1
+            yield record
+
+    client = client_for(emu)
+    await client.open()
+
+    async def close_soon() -> None:
+        await until(lambda: emu.state.counters.ops_created >= 3)
+        await client.aclose()
+
+    closer = asyncio.create_task(close_soon())
+    report = await ingest_all(client, source(), batch_size=50, max_pending_ops=3)
+    await closer
+    assert report.total == read and report.aborted
+    assert report.unknown == 150 and report.not_sent == read - 150
+
+
+async def test_f32_a_journal_refuses_another_server(emu: EmulatorServer, tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    async with client_for(emu) as client:
+        await ingest_all(client, records(10), journal=path)
+    server = ScriptedBulkServer()
+    async with server, client_for(server.url) as elsewhere:
+        with pytest.raises(JournalMismatchError, match="base_url"):
+            await ingest_all(elsewhere, records(10), journal=path)
+    assert server.writes == 0

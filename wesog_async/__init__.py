@@ -9,15 +9,6 @@ Start with :class:`WesogClient`::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from wesog_async._bulk import IngestStream, ingest, ingest_all
-from wesog_async._bulk_types import (
-    IngestMode,
-    IngestReport,
-    InvalidRecord,
-    Outcome,
-    Progress,
-    RecordError,
-)
 from wesog_async._client import WesogClient
 from wesog_async._convert import unstructure
 from wesog_async._errors import (
@@ -43,8 +34,6 @@ from wesog_async._errors import (
 )
 from wesog_async._future import OperationFuture, as_completed, gather_operations
 from wesog_async._http import BodyLimits
-from wesog_async._inputs import open_records
-from wesog_async._journal import Journal
 from wesog_async._models import (
     UNSET,
     Image,
@@ -58,6 +47,22 @@ from wesog_async._models import (
 )
 from wesog_async._outcome import Proof, prove
 from wesog_async._retry import PollPolicy, RetryPolicy
+from wesog_async.bulk import (
+    IngestMode,
+    IngestOptions,
+    IngestReport,
+    IngestStream,
+    InvalidRecord,
+    Journal,
+    JournalBackend,
+    JournalMismatchError,
+    Outcome,
+    Progress,
+    RecordError,
+    ingest,
+    ingest_all,
+    open_records,
+)
 
 try:
     __version__ = version("wesog-async")
@@ -76,11 +81,14 @@ __all__ = [
     "Image",
     "ImageInput",
     "IngestMode",
+    "IngestOptions",
     "IngestReport",
     "IngestStream",
     "InvalidInputError",
     "InvalidRecord",
     "Journal",
+    "JournalBackend",
+    "JournalMismatchError",
     "NotFoundError",
     "Operation",
     "OperationError",
@@ -124,7 +132,7 @@ def _public_home() -> None:
     # reprs, tracebacks and the docs show, and pickling still finds them.
     for name in __all__:
         obj = globals()[name]
-        if isinstance(obj, type) and obj.__module__.startswith("wesog_async._"):
+        if isinstance(obj, type) and obj.__module__.startswith("wesog_async."):
             obj.__module__ = __name__
 
 
