@@ -22,7 +22,9 @@ from wesog_async import (
     WesogClient,
     _sansio,
 )
-from wesog_async._bulk import (
+from wesog_async._errors import InvalidInputError
+from wesog_async._models import UNSET
+from wesog_async.bulk import (
     IngestReport,
     InvalidRecord,
     Outcome,
@@ -30,10 +32,10 @@ from wesog_async._bulk import (
     ingest,
     ingest_all,
 )
-from wesog_async._bulk_parts import Batch, Gate, compile_check
-from wesog_async._bulk_pipeline import Pipeline
-from wesog_async._errors import InvalidInputError
-from wesog_async._models import UNSET
+from wesog_async.bulk.batcher import Batch
+from wesog_async.bulk.flow import Gate
+from wesog_async.bulk.outcomes import from_operation
+from wesog_async.bulk.records import compile_check
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 SRC = "https://img.example.com/{}.jpg"
@@ -437,17 +439,7 @@ async def test_input_errors_stop_the_run_and_raise(client: WesogClient) -> None:
     assert report.applied == 20 and report.not_sent == 10 and report.aborted
 
 
-def _pipeline(client: WesogClient) -> Pipeline:
-    return Pipeline(
-        client, [], mode="create", batch_size=10, max_batch_bytes=1000, max_in_flight=1,
-        max_pending_ops=1, urgent=False, strict=False, lang=None, journal=None,
-        retry_failed=False, poll=None, on_progress=None,
-    )  # fmt: skip
-
-
 def test_outcome_is_unknown_when_the_error_list_disagrees_with_the_counts() -> None:
-    client = WesogClient(api_key="k", base_url="http://127.0.0.1:1")
-    pipeline = _pipeline(client)
     batch = Batch(0)
     batch.ids = {"a": 0, "b": 1, "c": 2}
     batch.parts = [b'{"id":"a"}', b'{"id":"b"}', b'{"id":"c"}']
@@ -455,7 +447,7 @@ def test_outcome_is_unknown_when_the_error_list_disagrees_with_the_counts() -> N
         num_total=3, num_good=1, num_bad=2, is_finished=True, op_id=9,
         errors=(OperationItemError(1, "boom"),),
     )  # fmt: skip
-    outcome = pipeline._op_outcome(batch, op)
+    outcome = from_operation(batch, op)
     assert outcome.failed[0].image_id == "b" and outcome.failed[0].record == {"id": "b"}
     assert [e.image_id for e in outcome.unknown] == ["a", "c"]
     assert outcome.applied_ids == ()
@@ -464,7 +456,7 @@ def test_outcome_is_unknown_when_the_error_list_disagrees_with_the_counts() -> N
         num_total=3, num_good=2, num_bad=1, is_finished=True, op_id=9,
         errors=(OperationItemError("c", "bad"),),
     )  # fmt: skip
-    outcome = pipeline._op_outcome(batch, op)
+    outcome = from_operation(batch, op)
     assert outcome.applied_ids == ("a", "b") and outcome.failed_ids == ("c",)
 
 

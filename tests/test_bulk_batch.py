@@ -7,7 +7,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wesog_async._bulk_parts import Batch
+from wesog_async.bulk.batcher import Batch
 
 records = st.lists(
     st.fixed_dictionaries(

@@ -453,7 +453,7 @@ async def test_f18_one_of_a_thousand_awaiters_cancelled(emu: EmulatorServer) -> 
 async def test_f19_cancelling_a_bulk_upload_keeps_every_op_id(
     emu: EmulatorServer, tmp_path: object
 ) -> None:
-    from wesog_async._journal import Journal
+    from wesog_async import Journal
 
     consumed = 0
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import API_KEY
 from wesog_async import WesogClient
-from wesog_async._bulk import InvalidRecord, ingest_all
-from wesog_async._inputs import (
+from wesog_async.bulk import InvalidRecord, ingest_all
+from wesog_async.bulk.inputs import (
     RecordSource,
     ThreadedSource,
     csv_record,

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import API_KEY, make_client
 from wesog_async import WesogClient
-from wesog_async._bulk import IngestReport, ingest, ingest_all
-from wesog_async._journal import Journal, JournalRow
+from wesog_async.bulk import IngestReport, ingest, ingest_all
+from wesog_async.bulk.journal import Journal
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 SRC = "https://img.example.com/{}.jpg"
@@ -180,25 +180,51 @@ async def test_rows_are_per_batch_not_per_record(client: WesogClient, tmp_path: 
     assert ids == 0  # done rows drop their id lists
 
 
-async def test_unsent_rows_from_a_crash_are_sent_again(
+async def test_a_batch_left_submitting_by_a_crash_is_resent_and_said_so(
     wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
 ) -> None:
     path = tmp_path / "j.sqlite"
+    first = await ingest_all(client, images(25), batch_size=10, journal=path)
+    assert first.applied == 25
+    # As if the run had died with its second batch on the wire.
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE batches SET state = 'submitting' WHERE start = 10")
     async with Journal(path) as journal:
-        await journal.prepare("create")
-        # A crash between "submitting" and the server's answer.
-        journal.record_submitting(
-            JournalRow(row_id=journal.next_row_id(), start=0, stop=10, state="submitting",
-                       first_id="img-000000", image_ids=[f"img-{i:06d}" for i in range(10)])
-        )  # fmt: skip
-        await journal.flush()
         report = await ingest_all(client, images(25), batch_size=10, journal=journal)
         assert journal.is_open  # a journal passed in is left open
-    assert report.applied == 25 and report.resumed == 0
-    applied_once(wesog_emulator, 25)
+    check_invariant(report)
+    assert report.applied == 25 and report.resumed == 15
+    assert report.resent == 10 and len(report.resent_batches) == 1
     unopened = Journal(path)
     again = await ingest_all(client, images(25), batch_size=10, journal=unopened)
-    assert again.resumed == 25 and not unopened.is_open  # opened by ingest, closed by it
+    assert again.resumed == 25 and again.ops == 0 and not unopened.is_open
+
+
+async def test_a_strict_resume_reports_a_possibly_sent_batch_unknown(
+    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    await ingest_all(client, images(20), batch_size=10, strict=True, journal=path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE batches SET state = 'submitting' WHERE start = 10")
+    posts = wesog_emulator.state.counters.requests["POST /imgs"]
+    report = await ingest_all(client, images(20), batch_size=10, strict=True, journal=path)
+    check_invariant(report)
+    assert report.applied == 10 and report.unknown == 10 and report.resent == 0
+    assert report.unknown_items[0].message.startswith("outcome unknown")
+    assert wesog_emulator.state.counters.requests["POST /imgs"] == posts  # never resent
+
+
+async def test_unsent_rows_are_sent_again_as_fresh_input(
+    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    await ingest_all(client, images(20), batch_size=10, journal=path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE batches SET state = 'unsent' WHERE start = 10")
+    report = await ingest_all(client, images(20), batch_size=10, journal=path)
+    assert report.applied == 20 and report.resumed == 10 and report.resent == 0
+    assert rows(path) == [("done", 2)]
 
 
 async def test_a_split_batch_is_journaled_as_its_halves(tmp_path: Path) -> None:
@@ -221,7 +247,7 @@ async def test_journal_errors(client: WesogClient, tmp_path: Path) -> None:
         await ingest_all(client, images(5), journal=tmp_path / "missing-dir" / "j.sqlite")
     journal = Journal(tmp_path / "j.sqlite")
     with pytest.raises(RuntimeError, match="not open"):
-        journal.record_accepted(1, 1)
+        await journal.accept(1, 1)
     async with journal:
         with pytest.raises(RuntimeError, match="already open"):
             await journal.open()

@@ -9,15 +9,6 @@ Start with :class:`WesogClient`::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from wesog_async._bulk import IngestStream, ingest, ingest_all
-from wesog_async._bulk_types import (
-    IngestMode,
-    IngestReport,
-    InvalidRecord,
-    Outcome,
-    Progress,
-    RecordError,
-)
 from wesog_async._client import WesogClient
 from wesog_async._errors import (
     APIStatusError,
@@ -41,8 +32,6 @@ from wesog_async._errors import (
     WesogError,
 )
 from wesog_async._future import OperationFuture, as_completed, gather_operations
-from wesog_async._inputs import open_records
-from wesog_async._journal import Journal
 from wesog_async._models import (
     UNSET,
     Image,
@@ -57,6 +46,38 @@ from wesog_async._models import (
 from wesog_async._outcome import Proof, prove
 from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._transport import BodyLimits
+from wesog_async.bulk import (
+    IngestMode,
+    IngestOptions,
+    IngestReport,
+    IngestStream,
+    InvalidRecord,
+    Journal,
+    JournalBackend,
+    JournalMismatchError,
+    Outcome,
+    Progress,
+    RecordError,
+    ingest,
+    ingest_all,
+    open_records,
+)
+
+# The bulk classes are documented (and pickled) as wesog_async.X.
+for _cls in (
+    IngestOptions,
+    IngestReport,
+    IngestStream,
+    InvalidRecord,
+    Journal,
+    JournalBackend,
+    JournalMismatchError,
+    Outcome,
+    Progress,
+    RecordError,
+):
+    _cls.__module__ = __name__
+del _cls
 
 try:
     __version__ = version("wesog-async")
@@ -75,11 +96,14 @@ __all__ = [
     "Image",
     "ImageInput",
     "IngestMode",
+    "IngestOptions",
     "IngestReport",
     "IngestStream",
     "InvalidInputError",
     "InvalidRecord",
     "Journal",
+    "JournalBackend",
+    "JournalMismatchError",
     "NotFoundError",
     "Operation",
     "OperationError",

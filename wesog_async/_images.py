@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from wesog_async import _sansio
 from wesog_async import _wire as wire
@@ -14,9 +14,11 @@ from wesog_async._models import IMAGE_FIELDS, Image, ImageInput, SearchPage
 from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._submit import Submitter, WriteMethod
 from wesog_async._transport import Transport
+from wesog_async.bulk import IngestKeywords, IngestOptions, IngestReport, IngestStream
+from wesog_async.bulk import ingest as _ingest
+from wesog_async.bulk import ingest_all as _ingest_all
 
 if TYPE_CHECKING:
-    from wesog_async._bulk import IngestMode, IngestReport, Outcome
     from wesog_async._client import WesogClient
 
 ImageRecord = ImageInput | Mapping[str, Any]
@@ -334,23 +336,25 @@ class ImagesAPI:
     # -- bulk ------------------------------------------------------------------
 
     def ingest(
-        self, records: Any, *, mode: IngestMode = "create", **options: Any
-    ) -> AsyncIterator[Outcome]:
+        self,
+        records: Any,
+        options: IngestOptions | None = None,
+        **keywords: Unpack[IngestKeywords],
+    ) -> IngestStream:
         """Stream ``records`` to the API in batches; yield one outcome per batch.
 
-        See :func:`wesog_async.ingest` for the options.
+        See :func:`wesog_async.ingest` and :class:`IngestOptions` for the options.
         """
-        from wesog_async._bulk import ingest
-
-        return ingest(self._client, records, mode=mode, **options)
+        return _ingest(self._client, records, options, **keywords)
 
     async def ingest_all(
-        self, records: Any, *, mode: IngestMode = "create", **options: Any
+        self,
+        records: Any,
+        options: IngestOptions | None = None,
+        **keywords: Unpack[IngestKeywords],
     ) -> IngestReport:
         """:meth:`ingest` collected into an :class:`IngestReport`."""
-        from wesog_async._bulk import ingest_all
-
-        return await ingest_all(self._client, records, mode=mode, **options)
+        return await _ingest_all(self._client, records, options, **keywords)
 
 
 def _get(data: Any, key: str) -> Any:

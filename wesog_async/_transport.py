@@ -6,6 +6,7 @@ cool-down, body caps and retries. Everything above it sends requests through
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -131,6 +132,12 @@ class Transport:
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
         return self._closed
+
+    def tenant_fingerprint(self) -> str:
+        """A hash naming the tenant (the API key) without revealing the key:
+        what a bulk journal records to refuse a resume with another key."""
+        digest = hashlib.sha256(b"wesog-async tenant\0" + self.__key_bytes).hexdigest()
+        return f"sha256:{digest[:32]}"
 
     @property
     def is_open(self) -> bool:

@@ -1,5 +1,5 @@
 """The results of a bulk ingestion: per-record errors, per-batch outcomes, the
-final report and progress snapshots (pure data, see :mod:`wesog_async._bulk`)."""
+final report and progress snapshots (pure data)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ class RecordError:
 
     ``position`` is its 0-based index in the input, ``image_id`` its id when
     known, ``message`` the reason, ``field`` the offending field of an invalid
-    record, ``op_id`` the operation it went to (if any). ``record`` is what was
-    (or would have been) sent, for writing failed records out; it is left out
-    of ``repr`` and equality.
+    record, ``op_id`` the operation it went to (if any). ``conflict_with`` is
+    set on an input conflict: the position of the earlier record of the same
+    batch with the same id (this one is never sent, nor resent by
+    ``retry_failed``). ``record`` is what was (or would have been) sent, for
+    writing failed records out; it is left out of ``repr`` and equality.
     """
 
     position: int
@@ -29,6 +31,7 @@ class RecordError:
     field: str | None = None
     op_id: int | None = None
     record: Any = attrs.field(default=None, repr=False, eq=False)
+    conflict_with: int | None = None
 
 
 @attrs.frozen(slots=True)
@@ -40,7 +43,10 @@ class Outcome:
     ``operation`` is the final :class:`Operation` (``None`` when the batch
     never became one). ``error`` is the batch-level exception, if any.
     ``resumed`` marks an operation submitted by an earlier run and followed
-    again from the journal.
+    again from the journal. ``resent`` marks a batch sent a second time after
+    a send whose outcome was unknown (a retry after a reset, timeout or 5xx,
+    or a journal resume resending unknown records): the server may have
+    applied its records twice (harmless for ``strict=False`` upserts).
     """
 
     batch: int
@@ -55,6 +61,7 @@ class Outcome:
     error: BaseException | None = None
     elapsed: float = 0.0
     resumed: bool = False
+    resent: bool = False
 
     @property
     def failed_ids(self) -> tuple[str | None, ...]:
@@ -84,8 +91,16 @@ class IngestReport:
 
     ``applied + failed + invalid + unknown + not_sent == total``. ``resumed``
     counts records whose result was already in the journal (they are included
-    in ``applied``/``failed``/``invalid``). ``error`` is the fatal error that
-    stopped the run (``aborted`` is then true).
+    in ``applied``/``failed``/``invalid``/``unknown``). ``resent`` counts the
+    records of the batches listed in ``resent_batches``: sent a second time
+    after a send whose outcome was unknown (see :attr:`Outcome.resent`).
+    ``error`` is the fatal error that stopped the run (``aborted`` is then
+    true).
+
+    "Applied" means the server's finished status proved it (see
+    :func:`wesog_async.prove`). For ``strict=False`` replace, modify and
+    delete, the server skips an id it does not hold and counts it good: use
+    ``strict=True`` when applied must mean the image existed.
     """
 
     total: int = 0
@@ -95,6 +110,8 @@ class IngestReport:
     unknown: int = 0
     not_sent: int = 0
     resumed: int = 0
+    resent: int = 0
+    resent_batches: tuple[int, ...] = ()
     batches: int = 0
     ops: int = 0
     op_ids: tuple[int, ...] = ()
@@ -122,6 +139,7 @@ class IngestReport:
             "unknown": self.unknown,
             "not_sent": self.not_sent,
             "resumed": self.resumed,
+            "resent": self.resent,
             "batches": self.batches,
             "ops": self.ops,
             "elapsed_s": round(self.elapsed, 3),

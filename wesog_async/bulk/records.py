@@ -1,0 +1,149 @@
+"""Records: the validation and encoding of one record (the hot loop of a
+million-record upload), pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from wesog_async import _jsonlib, _sansio
+from wesog_async import _wire as wire
+from wesog_async._errors import InvalidInputError
+from wesog_async._models import BOOL_FIELDS, LIST_FIELDS, STRING_FIELDS, ImageInput
+from wesog_async.bulk.types import InvalidRecord
+
+# -- validation ----------------------------------------------------------------------
+
+_STR, _SRC, _BOOL, _LIST, _ID = range(5)
+_KINDS: Final[dict[str, int]] = {
+    **dict.fromkeys(STRING_FIELDS, _STR),
+    **dict.fromkeys(BOOL_FIELDS, _BOOL),
+    **dict.fromkeys(LIST_FIELDS, _LIST),
+    "src": _SRC,
+    wire.BATCH_ID_KEY: _ID,
+}
+_CHECK_LINES: Final[dict[int, str]] = {
+    _STR: "    if v is not None and type(v) is not str: return False",
+    _BOOL: "    if v is not None and type(v) is not bool: return False",
+    _ID: "    if type(v) is not str or not v or v.isspace() or v in ('.', '..'): return False",
+    _LIST: (
+        "    if v is not None:\n"
+        "        if type(v) is not list: return False\n"
+        "        for x in v:\n"
+        "            if type(x) is not str: return False"
+    ),
+}
+_MAX_SHAPES: Final = 256
+ShapeCheck = Callable[[dict[str, Any]], bool]
+
+
+def _never(_rec: dict[str, Any]) -> bool:
+    return False
+
+
+def compile_check(keys: tuple[str, ...], require_src: bool) -> ShapeCheck:
+    """A validator for dicts with exactly these keys, in this order.
+
+    The hot loop of a million-record upload: straight-line type checks, a
+    subset of :func:`_sansio.image_body`'s. False means "not certainly valid":
+    the record then goes through ``image_body``, which names the error.
+    Tuples in list fields are left to ``image_body`` too.
+    """
+    if wire.BATCH_ID_KEY not in keys or (require_src and "src" not in keys):
+        return _never
+    lines = ["def check(r):"]
+    for key in keys:
+        kind = _KINDS.get(key)
+        if kind is None:
+            return _never  # unknown or computed field
+        lines.append(f"    v = r[{key!r}]")
+        if kind == _SRC:
+            src_ok = "type(v) is str and v"
+            lines.append(
+                f"    if not ({src_ok}): return False"
+                if require_src
+                else f"    if v is not None and not ({src_ok}): return False"
+            )
+        else:
+            lines.append(_CHECK_LINES[kind])
+    lines.append("    return True")
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), namespace)  # keys are known field names, never user text
+    check: ShapeCheck = namespace["check"]
+    return check
+
+
+class Checks:
+    """Compiled validators by record shape (key order), bounded."""
+
+    def __init__(self, require_src: bool) -> None:
+        self.require_src = require_src
+        self.by_shape: dict[tuple[str, ...], ShapeCheck] = {}
+
+    def compile(self, shape: tuple[str, ...]) -> ShapeCheck:
+        check = compile_check(shape, self.require_src)
+        if len(self.by_shape) < _MAX_SHAPES:
+            self.by_shape[shape] = check
+        return check
+
+
+def loose_id(rec: Any) -> str | None:
+    """The id of a record without validating it (for messages and checks)."""
+    if type(rec) is str:
+        return rec
+    if isinstance(rec, ImageInput):
+        value: Any = rec.id
+    elif isinstance(rec, Mapping):
+        value = rec.get(wire.BATCH_ID_KEY)
+    elif isinstance(rec, InvalidRecord):
+        value = rec.image_id
+    else:
+        return None
+    return value if type(value) is str else None
+
+
+class Encoder:
+    """Checks and encodes one record for one mode (``encode``: id and JSON bytes,
+    or :class:`InvalidInputError` naming the field)."""
+
+    __slots__ = ("checks", "encode", "require_src")
+
+    def __init__(self, mode: str) -> None:
+        self.require_src = mode in ("create", "replace")
+        #: The compiled fast checks (``None`` for delete, whose records are ids).
+        self.checks = None if mode == "delete" else Checks(self.require_src)
+        self.encode: Callable[[Any, int], tuple[str, bytes]] = (
+            self._encode_delete if mode == "delete" else self._encode_image
+        )
+
+    def _encode_image(self, rec: Any, pos: int) -> tuple[str, bytes]:
+        checks = self.checks
+        if type(rec) is dict and checks is not None:
+            shape = tuple(rec)
+            check = checks.by_shape.get(shape) or checks.compile(shape)
+            if check(rec):
+                image_id: str = rec[wire.BATCH_ID_KEY]
+                return image_id, _jsonlib.dumps(rec)
+        if isinstance(rec, InvalidRecord):
+            raise InvalidInputError(rec.message, field=rec.field, index=pos, image_id=rec.image_id)
+        image_id, body = _sansio.image_body(rec, require_src=self.require_src, index=pos)
+        return image_id, _jsonlib.dumps(body)
+
+    def _encode_delete(self, rec: Any, pos: int) -> tuple[str, bytes]:
+        if type(rec) is str:
+            return _sansio.check_image_id(rec, index=pos), _jsonlib.dumps(rec)
+        if isinstance(rec, InvalidRecord):
+            raise InvalidInputError(rec.message, field=rec.field, index=pos, image_id=rec.image_id)
+        if isinstance(rec, ImageInput):
+            value: Any = rec.id
+        elif isinstance(rec, Mapping):
+            if wire.BATCH_ID_KEY not in rec:
+                raise InvalidInputError("is required", field="id", index=pos)
+            value = rec[wire.BATCH_ID_KEY]
+        else:
+            value = rec
+        image_id = _sansio.check_image_id(value, index=pos)
+        return image_id, _jsonlib.dumps(image_id)
+
+
+__all__ = ["Checks", "Encoder", "ShapeCheck", "compile_check", "loose_id"]
