@@ -3,13 +3,18 @@ SQLite file and the PostgreSQL database run the same tests."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
+from tests.conftest import API_KEY
+from wesog_async import WesogClient
 from wesog_async.bulk.journal import (
     ACCEPTED,
     DONE,
@@ -20,8 +25,10 @@ from wesog_async.bulk.journal import (
     JournalBackend,
     JournalMismatchError,
     JournalRow,
+    open_journal,
 )
 from wesog_async.bulk.journal.postgres import PostgresJournal, redact_dsn, split_dsn
+from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 BINDING = Binding(base_url="http://127.0.0.1:1", tenant="t0", mode="create", strict=False)
 _names = itertools.count()
@@ -175,3 +182,137 @@ async def test_postgres_journal_refuses_another_format_version(postgres_dsn: str
         await conn.close()
     with pytest.raises(ValueError, match="format version 99"):
         await PostgresJournal(postgres_dsn, name=name).open()
+
+
+# -- the same ingestions, resumed through either backend (journal="..." as text) ----------
+
+
+SRC = "https://img.example.com/{}.jpg"
+
+
+def images(n: int) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        yield {"id": f"img-{i:06d}", "src": SRC.format(i)}
+
+
+class Spec:
+    """A ``journal=`` argument of one backend, and a way to edit its rows as a
+    crash would have left them."""
+
+    def __init__(self, spec: str, dsn: str | None, name: str | None) -> None:
+        self.spec, self.dsn, self.name = spec, dsn, name
+
+    async def set_state(self, start: int, state: str) -> None:
+        if self.dsn is None:
+            with sqlite3.connect(self.spec) as db:
+                db.execute("UPDATE batches SET state = ? WHERE start = ?", (state, start))
+            return
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(
+                "UPDATE wesog_journal_batches SET state = $1 WHERE journal = $2 AND start = $3",
+                state, self.name, start,
+            )  # fmt: skip
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Spec:
+    if request.param == "sqlite":
+        return Spec(str(tmp_path / "upload.journal"), None, None)
+    dsn = request.getfixturevalue("postgres_dsn")
+    name = f"ingest-{request.node.name}-{next(_names)}"
+    return Spec(f"{dsn}?journal={name}", dsn, name)
+
+
+@pytest.fixture
+def wesog_emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(api_keys=(API_KEY,), item_delay_ms=0)
+
+
+def applied_once(server: EmulatorServer, n: int) -> None:
+    counters = server.state.counters
+    assert len(counters.applies_by_image) == n
+    assert set(counters.applies_by_image.values()) == {1}
+
+
+async def test_break_midway_then_resume_applies_every_record_once(
+    wesog_emulator: EmulatorServer, client: WesogClient, spec: Spec
+) -> None:
+    stream = client.images.ingest(
+        images(2000), batch_size=100, max_pending_ops=4, journal=spec.spec
+    )
+    async with stream:
+        n = 0
+        async for _ in stream:
+            n += 1
+            if n == 5:
+                break
+    assert stream.report.applied >= 500
+    second = await client.images.ingest_all(images(2000), batch_size=100, journal=spec.spec)
+    assert second.total == 2000 and second.applied == 2000 and second.ok
+    assert second.resumed >= 500
+    applied_once(wesog_emulator, 2000)
+    third = await client.images.ingest_all(images(2000), journal=spec.spec)
+    assert third.resumed == 2000 and third.ops == 0
+
+
+async def test_cancelled_upload_keeps_op_ids_and_resume_follows_them(
+    wesog_emulator: EmulatorServer, client: WesogClient, spec: Spec
+) -> None:
+    state = wesog_emulator.state
+    state.pause_processing()
+    task = asyncio.create_task(
+        client.images.ingest_all(images(1000), batch_size=100, max_pending_ops=5, journal=spec.spec)
+    )
+    while state.counters.ops_created < 5:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    state.resume_processing()
+    report = await client.images.ingest_all(images(1000), batch_size=100, journal=spec.spec)
+    assert report.applied == 1000 and report.ok and report.resumed == 0
+    applied_once(wesog_emulator, 1000)
+    # The 5 accepted operations were followed again, never posted twice.
+    assert state.counters.requests["POST /imgs"] == state.counters.ops_created == 10
+
+
+@pytest.mark.parametrize("strict", [False, True])
+async def test_a_batch_left_submitting_is_resent_or_unknown_by_strictness(
+    wesog_emulator: EmulatorServer, client: WesogClient, spec: Spec, strict: bool
+) -> None:
+    await client.images.ingest_all(images(25), batch_size=10, strict=strict, journal=spec.spec)
+    await spec.set_state(10, "submitting")  # as if the run had died with it on the wire
+    posts = wesog_emulator.state.counters.requests["POST /imgs"]
+    report = await client.images.ingest_all(
+        images(25), batch_size=10, strict=strict, journal=spec.spec
+    )
+    if strict:  # never sent twice: the 10 stay unknown, counted from the journal
+        assert report.resumed == 25
+        assert report.applied == 15 and report.unknown == 10 and report.resent == 0
+        assert wesog_emulator.state.counters.requests["POST /imgs"] == posts
+    else:
+        assert report.resumed == 15
+        assert report.applied == 25 and report.resent == 10
+        assert wesog_emulator.state.counters.requests["POST /imgs"] == posts + 1
+
+
+async def test_a_journal_refuses_another_mode_or_input(client: WesogClient, spec: Spec) -> None:
+    await client.images.ingest_all(images(30), batch_size=10, journal=spec.spec)
+    with pytest.raises(JournalMismatchError) as info:
+        await client.images.ingest_all(["img-000001"], mode="delete", journal=spec.spec)
+    assert info.value.field == "mode"
+    other = ({"id": f"other-{i}", "src": SRC.format(i)} for i in range(30))
+    with pytest.raises(JournalMismatchError) as info:
+        await client.images.ingest_all(other, batch_size=10, journal=spec.spec)
+    assert info.value.field == "input"
+
+
+def test_the_journal_argument_picks_the_backend(tmp_path: Path) -> None:
+    assert isinstance(open_journal("postgresql://u@127.0.0.1/db"), PostgresJournal)
+    assert isinstance(open_journal("postgres://u@127.0.0.1/db?journal=x"), PostgresJournal)
+    assert isinstance(open_journal(tmp_path / "upload.journal"), Journal)
+    assert isinstance(open_journal("upload.journal"), Journal)
