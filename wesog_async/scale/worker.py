@@ -8,11 +8,12 @@ says is done is counted, the operations it had accepted are followed again,
 and only what never got an op id is sent again (not at all for ``strict``
 writes, which stay unknown) - exactly a local resume.
 
-While a shard runs, its lease is renewed every third of ``lease_s``, with the
-records read so far (a checkpoint for ``job status``). A worker that cannot
-renew (its lease was taken over, or the database is unreachable for most of
-a lease) stops that shard at once, so two workers never write one shard's
-journal for long; the journal's binding and fingerprints catch the rest.
+While a shard runs, its lease is renewed every third of ``lease_s`` (at
+least every 2 s), with the records read so far (a checkpoint for ``job
+status``). A worker that cannot renew (its lease was taken over, or the
+database is unreachable for most of a lease) stops that shard at once, so two
+workers never write one shard's journal for long; the journal's binding and
+fingerprints catch the rest.
 """
 
 from __future__ import annotations
@@ -44,10 +45,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger("wesog_async.scale")
 
 DEFAULT_LEASE_S: Final = 30.0
-# Renewing this often leaves two missed renewals before the lease runs out.
+# Renewing this often leaves two missed renewals before the lease runs out;
+# at least every few seconds, so that `job status` shows fresh progress.
 _RENEW_FRACTION: Final = 1 / 3
+_CHECKPOINT_MAX_S: Final = 2.0
 # Give up a shard when no renewal succeeded for this part of a lease.
 _SELF_FENCE_FRACTION: Final = 0.75
+# With nothing free, look again this often (the others may finish, or die).
+_IDLE_POLL_S: Final = 0.25
 
 
 class ShardError(RuntimeError):
@@ -128,7 +133,7 @@ async def run_shard(
         nonlocal lost
         last_ok = time.monotonic()
         while not ingest.done():
-            await asyncio.sleep(lease_s * _RENEW_FRACTION)
+            await asyncio.sleep(min(lease_s * _RENEW_FRACTION, _CHECKPOINT_MAX_S))
             try:
                 if await leases.renew(pool, lease, lease_s, read):
                     last_ok = time.monotonic()
@@ -200,8 +205,8 @@ async def run_worker(
                     left, next_expiry = await leases.unfinished(pool, job)
                     if left == 0 or not wait_for_others:
                         break
-                    wait = lease_s / 4 if next_expiry is None else next_expiry + 0.05
-                    await asyncio.sleep(min(max(wait, 0.05), lease_s / 4))
+                    wait = _IDLE_POLL_S if next_expiry is None else next_expiry + 0.05
+                    await asyncio.sleep(min(max(wait, 0.02), _IDLE_POLL_S))
                     continue
                 if lease.takeover:
                     logger.warning("taking over shard %d of %r", lease.shard_id, job)
