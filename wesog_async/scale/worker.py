@@ -11,9 +11,10 @@ writes, which stay unknown) - exactly a local resume.
 While a shard runs, its lease is renewed every third of ``lease_s`` (at
 least every 2 s), with the records read so far (a checkpoint for ``job
 status``). A worker that cannot renew (its lease was taken over, or the
-database is unreachable for most of a lease) stops that shard at once, so two
-workers never write one shard's journal for long; the journal's binding and
-fingerprints catch the rest.
+database is unreachable for most of a lease) stops that shard at once. Two
+workers can write one shard's journal at the same time only if one of them
+hung for most of a lease (journal writes are not fenced by the lease); the
+lease epoch still keeps the stale one from marking the shard done.
 """
 
 from __future__ import annotations
