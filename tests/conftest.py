@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
+
 import pytest
 
+from tests import _services
 from wesog_async import WesogClient
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 from wesog_async.testing import TEST_POLL_POLICY, TEST_RETRY_POLICY
@@ -36,3 +41,40 @@ def make_client(server: EmulatorServer | str, key: str = API_KEY, **kwargs: obje
     options: dict[str, object] = {"poll": FAST_POLL, "retry": FAST_RETRY}
     options.update(kwargs)
     return WesogClient(api_key=key, base_url=url, **options)  # type: ignore[arg-type]
+
+
+# -- real PostgreSQL and Redis (the scale-out tests) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A PostgreSQL server on loopback: ``.ci/services.sh``'s, or one started here."""
+    dsn = os.environ.get(_services.POSTGRES_ENV)
+    if dsn:
+        yield dsn
+        return
+    bin_dir = _services.postgres_bin()
+    if bin_dir is None:
+        pytest.skip(
+            f"no PostgreSQL binaries (initdb, postgres) and no {_services.POSTGRES_ENV}: "
+            "run `bash .ci/services.sh python -m pytest` (installs postgresql) or set it"
+        )
+    with _services.run_postgres(bin_dir) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server on loopback: ``.ci/services.sh``'s, or one started here."""
+    url = os.environ.get(_services.REDIS_ENV)
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip(
+            f"no redis-server binary and no {_services.REDIS_ENV}: "
+            "run `bash .ci/services.sh python -m pytest` (installs redis-server) or set it"
+        )
+    with _services.run_redis(binary) as started:
+        yield started

@@ -29,7 +29,8 @@ from wesog_async import (
     ServerError,
     WesogClient,
 )
-from wesog_async._telemetry import SCOPE, error_type, ingest_span, route_template
+from wesog_async._telemetry import SCOPE, error_type, route_template
+from wesog_async._telemetry_runs import ingest_span
 from wesog_async.emulator import EmulatorServer
 
 SRC = "https://cdn.example.com/a.jpg"
@@ -164,6 +165,32 @@ async def test_an_upload_is_traced_end_to_end(otel: Otel, wesog_emulator: Emulat
     for attrs_ in otel.all_metric_attributes():
         assert set(attrs_) <= METRIC_KEYS, attrs_
         assert fut.request_id not in json.dumps(attrs_) and str(fut.op_id) not in attrs_.values()
+
+
+async def test_a_bulk_upload_is_one_run_span_with_its_calls_and_ops_inside(
+    otel: Otel, wesog_emulator: EmulatorServer
+) -> None:
+    records = [{"id": f"img-{i}", "src": SRC} for i in range(10)]
+    records.append({"id": "bad"})  # invalid: no src
+    async with otel.client(wesog_emulator.url, key=wesog_emulator.api_key) as client:
+        report = await client.images.ingest_all(records, batch_size=4)
+    assert report.applied == 10 and report.invalid == 1
+
+    run = otel.span("ingest create")
+    rattrs = run.attributes or {}
+    assert rattrs["wesog.ingest.records.applied"] == 10
+    assert rattrs["wesog.ingest.records.invalid"] == 1
+    assert rattrs["wesog.ingest.summary.total"] == 11
+    posts = [s for s in otel.spans() if s.name == "POST /imgs"]
+    ops = [s for s in otel.spans() if s.name == "operation POST /imgs"]
+    assert len(posts) == len(ops) == report.batches == 3
+    run_id = run.get_span_context().span_id
+    for span in posts + ops:
+        assert span.parent is not None and span.parent.span_id == run_id
+        assert span.context is not None and span.context.trace_id == run.context.trace_id  # type: ignore[union-attr]
+    applied = {"wesog.record.outcome": "applied", "wesog.ingest.mode": "create"}
+    assert otel.total("wesog.ingest.records", **applied) == 10
+    assert wesog_emulator.api_key not in dumped(otel.spans())
 
 
 async def test_pending_operations_are_an_up_down_counter(

@@ -144,7 +144,7 @@ class WesogClient:
             max_polls_in_flight=max_polls_in_flight,
         )
         self.images: ImagesAPI = ImagesAPI(
-            self._transport, self._submitter, max_batch_items=max_batch_items, client=self
+            self._transport, self._submitter, batch_size=batch_size, max_batch_items=max_batch_items
         )
         self.ops: OpsAPI = OpsAPI(self._transport, self._submitter)
         self.tag: TagAPI = TagAPI(self._transport)

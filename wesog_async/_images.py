@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Unpack
+from typing import Any, Literal, Unpack
+
+import attrs
 
 from wesog_async import _sansio
 from wesog_async import _wire as wire
@@ -18,11 +20,15 @@ from wesog_async.bulk import IngestKeywords, IngestOptions, IngestReport, Ingest
 from wesog_async.bulk import ingest as _ingest
 from wesog_async.bulk import ingest_all as _ingest_all
 
-if TYPE_CHECKING:
-    from wesog_async._client import WesogClient
-
 ImageRecord = ImageInput | Mapping[str, Any]
 _IMAGE_FIELDS = frozenset(IMAGE_FIELDS)
+
+
+@attrs.frozen
+class _Target:
+    submitter: Submitter
+    batch_size: int
+    max_batch_items: int
 
 
 class ImagesAPI:
@@ -35,12 +41,18 @@ class ImagesAPI:
     """
 
     def __init__(
-        self, transport: Transport, submitter: Submitter, *, max_batch_items: int, client: Any
+        self,
+        transport: Transport,
+        submitter: Submitter,
+        *,
+        batch_size: int,
+        max_batch_items: int,
     ) -> None:
         self._transport = transport
         self._submitter = submitter
         self._max_batch_items = max_batch_items
-        self._client: WesogClient = client
+        # What bulk ingestion sends through (bulk.IngestTarget): no client needed.
+        self._target = _Target(submitter, batch_size, max_batch_items)
 
     # -- writes: one image -----------------------------------------------------
 
@@ -353,7 +365,7 @@ class ImagesAPI:
 
         See :func:`wesog_async.ingest` and :class:`IngestOptions` for the options.
         """
-        return _ingest(self._client, records, options, **keywords)
+        return _ingest(self._target, records, options, **keywords)
 
     async def ingest_all(
         self,
@@ -362,7 +374,7 @@ class ImagesAPI:
         **keywords: Unpack[IngestKeywords],
     ) -> IngestReport:
         """:meth:`ingest` collected into an :class:`IngestReport`."""
-        return await _ingest_all(self._client, records, options, **keywords)
+        return await _ingest_all(self._target, records, options, **keywords)
 
 
 def _get(data: Any, key: str) -> Any:

@@ -295,18 +295,16 @@ class Poller:
             return
         except ResponseValidationError as exc:
             # F12: the body stays a validation error, now naming the operation.
-            self._fail(
-                tracked,
-                ResponseValidationError(
-                    "status body does not fit the model after the retry budget"
-                    if exc.errors
-                    else str(exc),
-                    errors=exc.errors,
-                    body=exc.body,
-                    op_id=op_id,
-                ),
-                cause=exc,
+            error = ResponseValidationError(
+                "status body does not fit the model after the retry budget"
+                if exc.errors
+                else str(exc),  # already holds the body preview
+                errors=exc.errors,
+                body=exc.body if exc.errors else None,
+                op_id=op_id,
             )
+            error.body = exc.body
+            self._fail(tracked, error, cause=exc)
             return
         except (WesogError, RuntimeError) as exc:
             if self._closing or self._transport.closed:

@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
-    from wesog_async._client import WesogClient
-    from wesog_async._telemetry_runs import IngestRun
 
 logger = logging.getLogger("wesog_async")
 R = TypeVar("R")
@@ -141,7 +139,7 @@ def _otel() -> tuple[Any, Any] | None:
     API is not installed (looked up once per process)."""
     if not _OTEL:
         try:
-            from opentelemetry import metrics, trace
+            from opentelemetry import metrics, trace  # noqa: PLC0415 - optional extra
         except ImportError:
             _OTEL.append(None)
         else:
@@ -245,25 +243,15 @@ class Telemetry:
 
     def attach(self, span: Span) -> object:
         """Make ``span`` current in this context; a token for :meth:`detach`."""
-        from opentelemetry import context
+        from opentelemetry import context  # noqa: PLC0415 - optional extra
 
         return context.attach(self._set_in_context(span))
 
     def detach(self, token: object) -> None:
         """Undo :meth:`attach`."""
-        from opentelemetry import context
+        from opentelemetry import context  # noqa: PLC0415 - optional extra
 
         context.detach(token)  # type: ignore[arg-type]
-
-
-def ingest_span(client: WesogClient, *, mode: str, strict: bool, batch_size: int) -> IngestRun:
-    """The :class:`~wesog_async._telemetry_runs.IngestRun` of one bulk
-    ingestion with ``client`` (open): its span, records by outcome, duration."""
-    from wesog_async._telemetry_runs import IngestRun
-
-    return IngestRun(
-        client.submitter.transport.telemetry, mode=mode, strict=strict, batch_size=batch_size
-    )
 
 
 class CallObs:
@@ -410,7 +398,6 @@ __all__ = [
     "CallObs",
     "Telemetry",
     "error_type",
-    "ingest_span",
     "log_submitted",
     "new_request_id",
     "op_id_of",

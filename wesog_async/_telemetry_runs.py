@@ -218,4 +218,13 @@ class IngestRun:
         span.end()
 
 
-__all__ = ["IngestRun", "OpObs"]
+def ingest_span(target: Any, *, mode: str, strict: bool, batch_size: int) -> IngestRun:
+    """The :class:`IngestRun` of one bulk ingestion through ``target`` (an open
+    :class:`~wesog_async.WesogClient`, or anything with its ``submitter``):
+    its span, records by outcome, duration."""
+    return IngestRun(
+        target.submitter.transport.telemetry, mode=mode, strict=strict, batch_size=batch_size
+    )
+
+
+__all__ = ["IngestRun", "OpObs", "ingest_span"]

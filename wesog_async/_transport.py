@@ -74,6 +74,9 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._cooldown_until = 0.0
+        #: Called with the seconds of each cool-down a server asks for (a 429
+        #: or 503 with Retry-After), e.g. to share it with other processes.
+        self.on_server_cool_down: Callable[[float], None] | None = None
         self._timeouts = {False: timeouts.aiohttp(timeouts.response)}
         self._closed = False
 
@@ -376,6 +379,8 @@ class Transport:
             and 0 < retry_after <= self.retry_policy.retry_after_cap
         ):
             self.cool_down(retry_after)
+            if self.on_server_cool_down is not None:
+                self.on_server_cool_down(retry_after)
         raise error
 
 

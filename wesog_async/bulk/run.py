@@ -14,7 +14,7 @@ from wesog_async._transport import Transport
 from wesog_async.bulk import outcomes
 from wesog_async.bulk.batcher import Batch
 from wesog_async.bulk.flow import Gate
-from wesog_async.bulk.journal import DONE, Journal, JournalBackend, JournalRow
+from wesog_async.bulk.journal import DONE, JournalBackend, JournalRow, open_journal
 from wesog_async.bulk.options import IngestOptions
 from wesog_async.bulk.report import Tally
 from wesog_async.bulk.types import IngestReport, Outcome
@@ -35,7 +35,7 @@ class Run:
         self.own_journal = journal is not None and not isinstance(journal, JournalBackend)
         self.journal: JournalBackend | None = (
             None if journal is None else journal if isinstance(journal, JournalBackend)
-            else Journal(journal)
+            else open_journal(journal)
         )  # fmt: skip
         self.tally = Tally()
         self.in_flight = Gate(options.max_in_flight)

@@ -9,6 +9,7 @@ from typing import Any, Protocol, Self, Unpack
 
 from wesog_async._errors import WesogError
 from wesog_async._submit import Submitter
+from wesog_async._telemetry_runs import ingest_span
 from wesog_async.bulk.options import IngestKeywords, IngestOptions, build_options
 from wesog_async.bulk.pipeline import DONE_MARK, Pipeline
 from wesog_async.bulk.types import IngestReport, Outcome
@@ -67,9 +68,20 @@ class IngestStream:
         return self._pipeline.report()
 
 
+_BUCKETS = ("applied", "failed", "invalid", "unknown", "not_sent")
+
+
 async def _run(pipeline: Pipeline) -> AsyncGenerator[Outcome, None]:
-    pipeline.start()
+    opts = pipeline.run.options
+    traced = ingest_span(
+        pipeline, mode=opts.mode, strict=opts.strict, batch_size=pipeline.fresh.batch_size
+    )
+    # The run's span is current only while its tasks are created: they carry
+    # it (call and operation spans nest under it), the caller's context does not.
+    with traced.activate():
+        pipeline.start()
     completed = False
+    error: BaseException | None = None
     try:
         while True:
             item = await pipeline.queue.get()
@@ -77,8 +89,18 @@ async def _run(pipeline: Pipeline) -> AsyncGenerator[Outcome, None]:
                 break
             yield item
         completed = True
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
-        await pipeline.stop(completed)
+        try:
+            await pipeline.stop(completed)
+        finally:
+            report = pipeline.report()
+            for bucket in _BUCKETS:
+                traced.record_outcome(bucket, getattr(report, bucket))
+            summary = {k: v for k, v in report.summary().items() if v is not None}
+            traced.end(summary, error=pipeline.fatal or error)
     if pipeline.fatal is not None:
         raise pipeline.fatal
 

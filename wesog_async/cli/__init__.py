@@ -15,11 +15,13 @@ from types import ModuleType
 from typing import Final
 
 from wesog_async import __version__
-from wesog_async.cli import delete, demo, emulator, get, ops, search, upload
+from wesog_async.cli import delete, demo, emulator, get, job, ops, search, upload, worker
 from wesog_async.cli._common import EXIT_USAGE, HelpFormatter, exit_code_epilog
 
 # In the order ``--help`` lists them.
-COMMANDS: Final[tuple[ModuleType, ...]] = (emulator, upload, demo, delete, get, search, ops)
+COMMANDS: Final[tuple[ModuleType, ...]] = (
+    emulator, upload, demo, delete, get, search, ops, job, worker,
+)  # fmt: skip
 _RUN: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     command.NAME: command.run for command in COMMANDS
 }

@@ -1,0 +1,258 @@
+"""Scale-out jobs against a real PostgreSQL and the emulator: shards, leases,
+takeover of a dead worker's shard, and the cool-down shared through the database."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import API_KEY, make_client
+from wesog_async.bulk.journal.postgres import PostgresJournal
+from wesog_async.emulator import EmulatorConfig, EmulatorServer
+from wesog_async.scale import (
+    JobExistsError,
+    JobSpec,
+    ShardSpec,
+    connect,
+    create_job,
+    job_status,
+    leases,
+    open_shard,
+    plan_shards,
+    run_worker,
+)
+from wesog_async.scale.cooldown import SharedCoolDown
+from wesog_async.scale.db import journal_name
+from wesog_async.scale.shards import count_lines
+
+_jobs = itertools.count()
+
+
+def job_name(tag: str) -> str:
+    return f"{tag}-{next(_jobs)}"
+
+
+def write_jsonl(path: Path, start: int, n: int, *, blank_every: int = 0) -> None:
+    with path.open("w") as f:
+        for i in range(start, start + n):
+            f.write(
+                json.dumps({"id": f"img-{i}", "src": f"https://cdn.example.com/{i}.jpg"}) + "\n"
+            )
+            if blank_every and i % blank_every == 0:
+                f.write("\n")
+
+
+@pytest.fixture
+async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await connect(postgres_dsn)
+    yield p
+    await p.close()
+
+
+# -- shards ------------------------------------------------------------------------
+
+
+def ids_of(shard: ShardSpec) -> list[str]:
+    with open_shard(shard) as source:
+        return [r["id"] for r in source]
+
+
+@pytest.mark.parametrize("per_shard", [1, 7, 64, 10_000])
+def test_byte_ranges_cover_every_line_once(tmp_path: Path, per_shard: int) -> None:
+    path = tmp_path / "big.jsonl"
+    write_jsonl(path, 0, 300, blank_every=13)
+    shards = plan_shards([str(path)], bytes_per_shard=per_shard * 10)
+    got = [i for s in shards for i in ids_of(s)]
+    assert got == [f"img-{i}" for i in range(300)]
+
+
+def test_line_ranges_and_files(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    write_jsonl(path, 0, 95)
+    assert count_lines(str(path)) == 95
+    shards = plan_shards([str(path)], lines_per_shard=20)
+    assert [(s.start, s.stop) for s in shards] == [(0, 20), (20, 40), (40, 60), (60, 80), (80, 95)]
+    assert [i for s in shards for i in ids_of(s)] == [f"img-{i}" for i in range(95)]
+    (tmp_path / "d").mkdir()
+    for k in range(3):
+        write_jsonl(tmp_path / "d" / f"part-{k}.jsonl", k * 10, 10)
+    by_dir = plan_shards([str(tmp_path / "d")])
+    by_glob = plan_shards([str(tmp_path / "d" / "part-*.jsonl")])
+    assert by_dir == by_glob and len(by_dir) == 3 and {s.kind for s in by_dir} == {"file"}
+    assert [i for s in by_dir for i in ids_of(s)] == [f"img-{i}" for i in range(30)]
+
+
+def test_shard_planning_refuses_what_it_cannot_split(tmp_path: Path) -> None:
+    csv = tmp_path / "x.csv"
+    csv.write_text("id,src\na,https://x/a.jpg\n")
+    with pytest.raises(ValueError, match="one record per line"):
+        plan_shards([str(csv)], lines_per_shard=10)
+    with pytest.raises(ValueError, match="no such file"):
+        plan_shards([str(tmp_path / "missing.jsonl")])
+    with pytest.raises(ValueError, match="not both"):
+        plan_shards([str(csv)], lines_per_shard=1, bytes_per_shard=1)
+
+
+# -- jobs and leases ------------------------------------------------------------------
+
+
+async def test_create_job_is_idempotent_and_refuses_another_definition(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, 0, 10)
+    shards = plan_shards([str(path)], lines_per_shard=5)
+    job = job_name("idem")
+    assert await create_job(pool, job, shards, JobSpec())
+    assert not await create_job(pool, job, shards, JobSpec())
+    with pytest.raises(JobExistsError) as info:
+        await create_job(pool, job, shards, JobSpec(mode="replace"))
+    assert info.value.field == "options"
+    with pytest.raises(JobExistsError):
+        await create_job(pool, job, shards[:1], JobSpec())
+    with pytest.raises(ValueError, match="without '/'"):
+        await create_job(pool, "a/b", shards, JobSpec())
+
+
+async def test_leases_skip_locked_and_fence_a_taken_over_worker(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, 0, 30)
+    job = job_name("lease")
+    await create_job(pool, job, plan_shards([str(path)], lines_per_shard=10), JobSpec())
+    # Concurrent claims never hand out one shard twice.
+    got = await asyncio.gather(*(leases.claim(pool, job, f"w{i}", 30) for i in range(5)))
+    claimed = [g for g in got if g is not None]
+    assert sorted(g.shard_id for g in claimed) == [0, 1, 2]
+    first = next(g for g in claimed if g.shard_id == 0)
+    # Its lease runs out (worker dead): another worker takes the shard over.
+    await pool.execute(
+        "UPDATE wesog_shards SET lease_until = now() - interval '1 second' "
+        "WHERE job = $1 AND id = 0",
+        job,
+    )
+    status = await job_status(pool, job)
+    assert [s.shard_id for s in status.stuck] == [0]
+    again = await leases.claim(pool, job, "w-new", 30)
+    assert again is not None and again.shard_id == 0 and again.takeover
+    assert again.epoch == first.epoch + 1
+    # The old owner can neither renew nor complete it any more.
+    assert not await leases.renew(pool, first, 30, 5)
+    assert not await leases.complete(pool, first, {"total": 10})
+    assert await leases.complete(pool, again, {"total": 10, "applied": 10})
+    status = await job_status(pool, job)
+    assert (status.count("done"), status.count("leased"), status.count("pending")) == (1, 2, 0)
+    assert status.shards[0].takeovers == 1 and status.shards[0].claims == 2
+
+
+# -- workers against the emulator -------------------------------------------------
+
+
+@pytest.fixture
+def wesog_emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(api_keys=(API_KEY,), item_delay_ms=0.01)
+
+
+async def test_two_workers_drain_a_job_exactly_once(
+    wesog_emulator: EmulatorServer, postgres_dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    for k in range(6):
+        write_jsonl(tmp_path / f"part-{k}.jsonl", k * 500, 500)
+    job = job_name("drain")
+    await create_job(pool, job, plan_shards([str(tmp_path)]), JobSpec(batch_size=100))
+    async with make_client(wesog_emulator) as a, make_client(wesog_emulator) as b:
+        reports = await asyncio.gather(
+            run_worker(a, postgres_dsn, job, worker_id="a", lease_s=5),
+            run_worker(b, postgres_dsn, job, worker_id="b", lease_s=5),
+        )
+    assert sorted(s for r in reports for s in r.shards) == list(range(6))
+    assert sum(r.records["applied"] for r in reports) == 3000
+    stats = wesog_emulator.state.counters.snapshot()
+    assert stats["items_applied"] == 3000 and stats["duplicate_applies"] == 0
+    status = await job_status(pool, job)
+    assert status.complete and status.buckets()["applied"] == 3000
+    assert status.buckets()["total"] == 3000 and status.records_per_s > 0
+    # A worker started after the end finds nothing to do.
+    async with make_client(wesog_emulator) as c:
+        late = await run_worker(c, postgres_dsn, job, lease_s=5)
+    assert late.shards == [] and wesog_emulator.state.counters.items_applied == 3000
+
+
+async def test_a_taken_over_shard_resumes_from_its_journal(
+    wesog_emulator: EmulatorServer, postgres_dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, 0, 1000)
+    job = job_name("takeover")
+    await create_job(
+        pool, job, plan_shards([str(path)], lines_per_shard=1000), JobSpec(batch_size=50)
+    )
+    # A first worker ingests part of the shard and dies (its lease stays).
+    dead = await leases.claim(pool, job, "dead", 30)
+    assert dead is not None
+    journal = PostgresJournal(postgres_dsn, name=journal_name(job, 0))
+    async with make_client(wesog_emulator) as client:
+        with open_shard(dead.shard) as source:
+            part = list(itertools.islice(iter(source), 400))
+        first = await client.images.ingest_all(part, batch_size=50, journal=journal)
+    assert first.applied == 400
+    await pool.execute(
+        "UPDATE wesog_shards SET lease_until = now() - interval '1 second' WHERE job = $1", job
+    )
+    async with make_client(wesog_emulator) as client:
+        report = await run_worker(client, postgres_dsn, job, worker_id="heir", lease_s=5)
+    assert report.shards == [0] and report.takeovers == 1
+    assert report.records["applied"] == 1000 and report.records["resent"] == 0
+    stats = wesog_emulator.state.counters.snapshot()
+    assert stats["items_applied"] == 1000 and stats["duplicate_applies"] == 0
+    status = await job_status(pool, job)
+    assert status.complete and status.shards[0].report["resumed"] == 400
+
+
+async def test_a_429_cools_every_worker_down(
+    wesog_emulator: EmulatorServer, pool: asyncpg.Pool
+) -> None:
+    """Worker a meets a real 429 with Retry-After; worker b, which never saw
+    one, holds its own requests until the shared cool-down ends."""
+    scope = job_name("scope")
+    wesog_emulator.state.faults.script("GET /ops", ["429(0.6)"])
+    async with make_client(wesog_emulator) as a, make_client(wesog_emulator) as b:
+        ta, tb = a.submitter.transport, b.submitter.transport
+        async with (
+            SharedCoolDown(pool, scope, ta, interval=0.02) as ca,
+            SharedCoolDown(pool, scope, tb, interval=0.02) as cb,
+        ):
+            await a.ops.list()  # 429 (retried after the cool-down), then 200
+            assert ca.shared == 1 and a.stats()["throttles"] == 1
+            for _ in range(100):
+                if cb.adopted:
+                    break
+                await asyncio.sleep(0.01)
+            assert cb.adopted >= 1
+        # Another scope is not held.
+        async with SharedCoolDown(pool, job_name("other-scope"), tb) as cc:
+            assert await cc.sync() == 0.0
+    requests = wesog_emulator.state.counters.requests
+    assert requests["GET /ops"] == 2  # b sent nothing
+
+
+async def test_a_shared_cool_down_holds_another_workers_requests(
+    wesog_emulator: EmulatorServer, pool: asyncpg.Pool
+) -> None:
+    scope = job_name("hold")
+    async with make_client(wesog_emulator) as a, make_client(wesog_emulator) as b:
+        async with SharedCoolDown(pool, scope, a.submitter.transport) as ca:
+            await ca.publish(0.4)  # what a 429 with Retry-After: 0.4 writes
+        async with SharedCoolDown(pool, scope, b.submitter.transport) as cb:
+            assert cb.adopted == 1  # read before sending anything
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await b.ops.list()
+            assert loop.time() - t0 > 0.25

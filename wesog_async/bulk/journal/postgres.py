@@ -1,0 +1,404 @@
+"""The PostgreSQL journal backend: :class:`PostgresJournal` (the ``postgres`` extra).
+
+The same rows and states as the SQLite journal (see
+:mod:`wesog_async.bulk.journal.base`), in two tables that many journals share:
+``wesog_journals`` (one row per journal: its binding) and
+``wesog_journal_batches`` (one row per batch, keyed by journal name and row
+id). A scale-out job keeps one journal per shard in the job's database, so
+that a worker taking over a shard resumes it exactly as a local run resumes
+its file.
+
+Pass ``journal="postgresql://user@host/db"`` (the journal is named
+``default``, or by a ``journal=NAME`` query parameter of the URL) or a
+:class:`PostgresJournal` to an ingestion. Writes go over one connection, in
+the order they are issued; each returns once committed, and a cancelled
+caller does not cancel its write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+
+from wesog_async.bulk.journal.base import (
+    ACCEPTED,
+    DONE,
+    Binding,
+    JournalRow,
+    check_binding,
+)
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+DSN_SCHEMES: Final = ("postgresql", "postgres")
+_NAME_PARAM: Final = "journal"
+# Any fixed 64-bit number: serializes schema creation by concurrent workers.
+_SCHEMA_LOCK: Final = 0x5765736F674A6E6C
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS wesog_journals (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    meta JSONB NOT NULL DEFAULT '{}'::jsonb,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS wesog_journal_batches (
+    journal TEXT NOT NULL REFERENCES wesog_journals (name) ON DELETE CASCADE,
+    id BIGINT NOT NULL,
+    start BIGINT NOT NULL,
+    stop BIGINT NOT NULL,
+    positions TEXT,
+    state TEXT NOT NULL,
+    op_id BIGINT,
+    image_ids TEXT,
+    fingerprint TEXT,
+    invalid TEXT,
+    failed TEXT,
+    unknown TEXT,
+    n_applied INTEGER NOT NULL DEFAULT 0,
+    resent BOOLEAN NOT NULL DEFAULT false,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (journal, id)
+);
+"""
+_COLUMNS: Final = (
+    "id, start, stop, positions, state, op_id, image_ids, fingerprint, invalid, failed, "
+    "unknown, n_applied, resent"
+)
+
+
+def is_postgres_dsn(spec: object) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL."""
+    return isinstance(spec, str) and spec.split("://", 1)[0].lower() in DSN_SCHEMES
+
+
+def split_dsn(dsn: str) -> tuple[str, str | None]:
+    """``dsn`` without its ``journal=`` query parameter, and that parameter."""
+    parts = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    names = [v for k, v in query if k == _NAME_PARAM]
+    rest = urllib.parse.urlencode([(k, v) for k, v in query if k != _NAME_PARAM])
+    return urllib.parse.urlunsplit(parts._replace(query=rest)), (names[-1] if names else None)
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` with any password replaced by ``***`` (for messages)."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _dumps(value: Any) -> str | None:
+    return json.dumps(value, separators=(",", ":")) if value else None
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _row(r: asyncpg.Record) -> JournalRow:
+    return JournalRow(
+        row_id=r[0],
+        start=r[1],
+        stop=r[2],
+        positions=_loads(r[3]),
+        state=r[4],
+        op_id=r[5],
+        image_ids=_loads(r[6]),
+        fingerprint=r[7],
+        invalid=[tuple(e) for e in _loads(r[8]) or ()],
+        failed=[tuple(e) for e in _loads(r[9]) or ()],
+        unknown=[tuple(e) for e in _loads(r[10]) or ()],
+        n_applied=r[11],
+        resent=bool(r[12]),
+    )
+
+
+def _insert_args(name: str, r: JournalRow) -> tuple[Any, ...]:
+    return (
+        name, r.row_id, r.start, r.stop, _dumps(r.positions), r.state, r.op_id,
+        _dumps(r.image_ids), r.fingerprint, _dumps(r.invalid), _dumps(r.failed),
+        _dumps(r.unknown), r.n_applied, r.resent,
+    )  # fmt: skip
+
+
+_INSERT: Final = (
+    f"INSERT INTO wesog_journal_batches (journal, {_COLUMNS}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+)
+
+
+async def ensure_schema(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> None:
+    """Create the journal tables if missing (safe when many workers start at once)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+        await conn.execute(_SCHEMA)
+
+
+class PostgresJournal:
+    """A resumable record of one bulk ingestion, in a PostgreSQL database.
+
+    ``dsn`` is a ``postgresql://`` URL (a ``journal=NAME`` query parameter
+    names the journal, else ``name``, else ``"default"``). Use as ``async
+    with PostgresJournal(dsn, name)`` or pass it as ``journal=``; many
+    journals share one database, each under its own name. Needs ``asyncpg``
+    (``pip install "wesog-async[postgres]"``).
+    """
+
+    def __init__(self, dsn: str, name: str | None = None) -> None:
+        if not is_postgres_dsn(dsn):
+            raise ValueError(f"dsn must be a postgresql:// URL, got {redact_dsn(str(dsn))!r}")
+        self._dsn, from_url = split_dsn(dsn)
+        self._name = name or from_url or "default"
+        self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        state = "open" if self._conn is not None else "closed"
+        return f"<PostgresJournal {self.path!r} {state}>"
+
+    @property
+    def path(self) -> str:
+        """The DSN without its password, and the journal's name."""
+        return f"{redact_dsn(self._dsn)} (journal {self._name!r})"
+
+    @property
+    def name(self) -> str:
+        """The journal's name in its database."""
+        return self._name
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """True between :meth:`open` and :meth:`close`."""
+        return self._conn is not None
+
+    async def open(self) -> None:
+        """Connect, create the tables if needed and check the format version."""
+        if self._conn is not None:
+            raise RuntimeError(f"journal {self.path!r} is already open")
+        try:
+            import asyncpg  # noqa: PLC0415 - the optional postgres extra
+        except ImportError:  # pragma: no cover - the extra is part of dev
+            raise RuntimeError(
+                'a postgresql:// journal needs asyncpg: pip install "wesog-async[postgres]"'
+            ) from None
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            await ensure_schema(conn)
+            await conn.execute(
+                "INSERT INTO wesog_journals (name, version) VALUES ($1, $2) "
+                "ON CONFLICT (name) DO NOTHING",
+                self._name,
+                SCHEMA_VERSION,
+            )
+            found = await conn.fetchval(
+                "SELECT version FROM wesog_journals WHERE name = $1", self._name
+            )
+            if found != SCHEMA_VERSION:
+                raise ValueError(
+                    f"journal {self.path!r} has format version {found}, this wesog_async "
+                    f"reads version {SCHEMA_VERSION}: finish that ingestion with the version "
+                    "that wrote it, or use a new journal name"
+                )
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        """Wait for queued writes, then disconnect."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            async with self._lock:
+                await conn.close()
+        finally:
+            self._conn = None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _call(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError(f"journal {self.path!r} is not open")
+
+        async def locked() -> T:
+            async with self._lock:  # one statement at a time, in issue order
+                return await fn(conn)
+
+        # Shielded: a cancelled caller must not cancel a write queued behind others.
+        return await asyncio.shield(asyncio.ensure_future(locked()))
+
+    # -- the backend interface -------------------------------------------------
+
+    async def bind(self, binding: Binding) -> list[JournalRow]:
+        """Check (or record) the binding; return every row in write order."""
+
+        async def run(conn: asyncpg.Connection) -> list[JournalRow]:
+            async with conn.transaction():
+                meta = await conn.fetchval(
+                    "SELECT meta FROM wesog_journals WHERE name = $1 FOR UPDATE", self._name
+                )
+                stored: dict[str, str] = json.loads(meta) if meta else {}
+                check_binding(self.path, stored, binding)
+                merged = {**binding.as_dict(), **stored}
+                await conn.execute(
+                    "UPDATE wesog_journals SET meta = $2::jsonb WHERE name = $1",
+                    self._name,
+                    json.dumps(merged),
+                )
+                records = await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM wesog_journal_batches WHERE journal = $1 ORDER BY id",
+                    self._name,
+                )
+            return [_row(r) for r in records]
+
+        return await self._call(run)
+
+    async def insert(self, rows: Sequence[JournalRow]) -> None:
+        """Store new rows."""
+        args = [_insert_args(self._name, r) for r in rows]
+
+        async def run(conn: asyncpg.Connection) -> None:
+            await conn.executemany(_INSERT, args)
+
+        await self._call(run)
+
+    async def split(self, old_row_id: int, rows: Sequence[JournalRow]) -> None:
+        """Replace a row by its halves, in one transaction."""
+        args = [_insert_args(self._name, r) for r in rows]
+
+        async def run(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    "DELETE FROM wesog_journal_batches WHERE journal = $1 AND id = $2",
+                    self._name,
+                    old_row_id,
+                )
+                await conn.executemany(_INSERT, args)
+
+        await self._call(run)
+
+    async def accept(self, row_id: int, op_id: int | None) -> None:
+        """The server accepted the row's batch as operation ``op_id``."""
+
+        async def run(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "UPDATE wesog_journal_batches SET state = $3, op_id = $4, updated_at = now() "
+                "WHERE journal = $1 AND id = $2",
+                self._name, row_id, ACCEPTED, op_id,
+            )  # fmt: skip
+
+        await self._call(run)
+
+    async def finish(self, row: JournalRow) -> None:
+        """Store a row's final state and entries (its id list is dropped)."""
+        args = (
+            self._name, row.row_id, row.state, row.op_id, _dumps(row.failed),
+            _dumps(row.unknown), row.n_applied, row.resent,
+        )  # fmt: skip
+
+        async def run(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "UPDATE wesog_journal_batches SET state = $3, op_id = COALESCE($4, op_id), "
+                "failed = $5, unknown = $6, n_applied = $7, resent = $8, image_ids = NULL, "
+                "updated_at = now() WHERE journal = $1 AND id = $2",
+                *args,
+            )
+
+        await self._call(run)
+
+    async def discard(self, row_ids: Sequence[int]) -> None:
+        """Drop rows."""
+        ids = list(row_ids)
+
+        async def run(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "DELETE FROM wesog_journal_batches WHERE journal = $1 AND id = ANY($2::bigint[])",
+                self._name,
+                ids,
+            )
+
+        await self._call(run)
+
+    async def summary(self) -> dict[str, Any]:
+        """Counts for humans: binding, rows by state, records applied, failed,
+        invalid and unknown, and the op ids still pending."""
+
+        async def run(conn: asyncpg.Connection) -> dict[str, Any]:
+            meta_json = await conn.fetchval(
+                "SELECT meta FROM wesog_journals WHERE name = $1", self._name
+            )
+            meta = json.loads(meta_json) if meta_json else {}
+            states = {
+                r[0]: r[1]
+                for r in await conn.fetch(
+                    "SELECT state, COUNT(*) FROM wesog_journal_batches WHERE journal = $1 "
+                    "GROUP BY state",
+                    self._name,
+                )
+            }
+            applied = failed = invalid = unknown = 0
+            for r in await conn.fetch(
+                "SELECT n_applied, failed, invalid, unknown FROM wesog_journal_batches "
+                "WHERE journal = $1 AND state = $2",
+                self._name,
+                DONE,
+            ):
+                applied += r[0]
+                failed += len(_loads(r[1]) or ())
+                invalid += len(_loads(r[2]) or ())
+                unknown += len(_loads(r[3]) or ())
+            pending = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT op_id FROM wesog_journal_batches WHERE journal = $1 AND state = $2 "
+                    "ORDER BY id",
+                    self._name,
+                    ACCEPTED,
+                )
+            ]
+            return {
+                "mode": meta.get("mode"),
+                "base_url": meta.get("base_url"),
+                "batches": states,
+                "applied": applied,
+                "failed": failed,
+                "invalid": invalid,
+                "unknown": unknown,
+                "pending_op_ids": pending,
+            }
+
+        return await self._call(run)
+
+
+__all__ = ["DSN_SCHEMES", "SCHEMA_VERSION", "PostgresJournal", "is_postgres_dsn", "split_dsn"]

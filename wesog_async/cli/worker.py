@@ -1,0 +1,103 @@
+"""``wesog-async worker``: drain a scale-out job's shards (no task engine needed).
+
+Run as many copies as you like, on any machines that reach the job database
+and the API: k8s, systemd or slurm can each run N of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Final
+
+from wesog_async.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    HelpFormatter,
+    UsageError,
+    add_connection,
+    add_logging,
+    add_quiet,
+    exit_code_epilog,
+    guarded,
+    info,
+    make_client,
+    out,
+    run_loop,
+)
+from wesog_async.cli._logging import library_logs
+from wesog_async.cli.job import add_journal, journal_of
+from wesog_async.scale import ShardError, run_worker
+
+NAME: Final = "worker"
+
+
+def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        NAME,
+        help="drain a scale-out job's shards (run N of them)",
+        description="Claim JOB's shards one at a time with a lease and ingest each, until "
+        "every shard is done; a shard whose worker died is taken over when its lease "
+        "runs out. Prints one JSON summary on stdout at the end.",
+        epilog=exit_code_epilog(),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("job", metavar="JOB", help="the job's name (see `wesog-async job create`)")
+    add_journal(parser)
+    parser.add_argument(
+        "--lease", type=float, default=30.0, metavar="S",
+        help="lease of a shard, renewed every S/3 seconds; a dead worker's shard is taken "
+        "over after S seconds",
+    )  # fmt: skip
+    parser.add_argument(
+        "--worker-id", metavar="ID", help="name in `job status` (default: host:pid)"
+    )
+    parser.add_argument(
+        "--no-wait", action="store_true",
+        help="exit when no shard is free, instead of staying to take over expiring leases",
+    )  # fmt: skip
+    add_quiet(parser)
+    add_logging(parser)
+    add_connection(parser)
+
+
+async def _worker(args: argparse.Namespace) -> int:
+
+    if args.lease <= 0:
+        raise UsageError("--lease must be a positive number of seconds")
+    dsn = journal_of(args)
+
+    def on_shard(shard_id: int, counts: dict[str, int]) -> None:
+        info(args, f"shard {shard_id}: {counts['total']:,} records, {counts['applied']:,} applied")
+
+    async with make_client(args) as client:
+        try:
+            report = await run_worker(
+                client, dsn, args.job, worker_id=args.worker_id, lease_s=args.lease,
+                wait_for_others=not args.no_wait, on_shard=on_shard,
+            )  # fmt: skip
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        except ShardError as exc:
+            info(args, f"wesog-async {NAME}: {exc}")
+            return EXIT_FAILED
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot reach the job database: {exc}") from None
+    out(
+        {
+            "worker": report.worker_id, "shards": report.shards, "takeovers": report.takeovers,
+            "lost": report.lost, "records": report.records, "elapsed_s": round(report.elapsed, 3),
+        }
+    )  # fmt: skip
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    with library_logs(args):
+        return run_loop(_worker(args))
+
+
+run = guarded(_run)
+
+__all__ = ["NAME", "add", "run"]
