@@ -77,3 +77,21 @@ def test_public_classes_report_the_package_as_their_module() -> None:
     err = wesog_async.NotFoundError("gone", status=404)
     assert type(pickle.loads(pickle.dumps(err))) is wesog_async.NotFoundError
     assert repr(wesog_async.RetryPolicy()).startswith("RetryPolicy(")
+
+
+def test_the_readme_architecture_names_every_module_and_the_contract_too() -> None:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(wesog_async.__file__).parent
+    readme = (root.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    names = {p.stem for p in root.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    names |= {p.name for p in root.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    listed = set(re.findall(r"`([\w]+)(?:\.py|/)", section))
+    assert names <= listed, names - listed
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    layers = config["tool"]["importlinter"]["contracts"][0]["layers"]
+    in_contract = {m.strip() for layer in layers for m in re.split(r"[|:]", layer)}
+    assert names - {"emulator"} <= in_contract, (names - {"emulator"}) - in_contract
