@@ -22,20 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
-# mypy errors that come from the library's public types, not from the examples:
-# a block whose only errors are these is an expected failure until the library is
-# fixed (then it passes, and the entry can go).
-LIBRARY_TYPE_BUGS = {
-    'has no attribute "__aenter__"': (
-        "client.images.ingest() is annotated -> AsyncIterator[Outcome] but returns an "
-        "IngestStream used with `async with`: annotate it -> IngestStream"
-    ),
-    'has no attribute "__aexit__"': (
-        "client.images.ingest() is annotated -> AsyncIterator[Outcome] but returns an "
-        "IngestStream used with `async with`: annotate it -> IngestStream"
-    ),
-}
-
 
 @attrs.frozen
 class Block:
@@ -130,22 +116,12 @@ def mypy_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
 def test_block_type_checks(block: Block, mypy_errors: dict[str, list[str]]) -> None:
     lines = mypy_errors.get(block.module, [])
     errors = [line for line in lines if ": error:" in line]  # not the notes
-    if not errors:
-        return
-    ours = [e for e in errors if not any(bug in e for bug in LIBRARY_TYPE_BUGS)]
     report = "\n".join(lines) + "\n--- block ---\n" + block.code
-    assert not ours, f"{block.id} fails mypy --strict:\n{report}"
-    reasons = sorted({r for bug, r in LIBRARY_TYPE_BUGS.items() if any(bug in e for e in errors)})
-    pytest.xfail("library type fix needed: " + "; ".join(reasons))
+    assert not errors, f"{block.id} fails mypy --strict:\n{report}"
 
 
 def test_a_misspelt_ingest_option_is_a_type_error(mypy_errors: dict[str, list[str]]) -> None:
     errors = mypy_errors.get(TYPO_MODULE, [])
-    if not errors:
-        pytest.xfail(
-            "library type fix needed: client.images.ingest() and ingest_all() take "
-            "**options: Any, so a misspelt option type-checks; spell out the keywords"
-        )
     assert any('"batch_sise"' in e for e in errors), errors
 
 
