@@ -31,7 +31,7 @@ backend), :mod:`.resume`, :mod:`.pipeline` (the tasks), :mod:`.stream` (the
 entry points), :mod:`.inputs` (file readers) and :mod:`.types` (results).
 """
 
-from wesog_async.bulk.inputs import open_records
+from wesog_async.bulk.inputs import RecordSource, ThreadedSource, open_records
 from wesog_async.bulk.journal import Journal, JournalBackend, JournalMismatchError
 from wesog_async.bulk.options import IngestKeywords, IngestOptions
 from wesog_async.bulk.stream import IngestStream, IngestTarget, ingest, ingest_all
@@ -45,6 +45,8 @@ from wesog_async.bulk.types import (
 )
 
 __all__ = [
+    "RecordSource",
+    "ThreadedSource",
     "IngestKeywords",
     "IngestMode",
     "IngestOptions",
