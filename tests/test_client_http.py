@@ -327,8 +327,12 @@ async def test_strict_writes_are_not_resent_after_ambiguous_errors(
         if retried:
             await client.images.create({"id": "a", "src": SRC}, strict=True)
         else:
-            with pytest.raises(ServerError):
+            # Maybe applied: unknown, with the ids and the server's error as cause.
+            with pytest.raises(OutcomeUnknownError) as info:
                 await client.images.create({"id": "a", "src": SRC}, strict=True)
+            assert info.value.image_ids == ("a",)
+            assert isinstance(info.value.__cause__, ServerError)
+            assert info.value.__cause__.status == status
     assert len(server.seen) == (2 if retried else 1)
 
 

@@ -365,3 +365,27 @@ def test_a_status_about_another_op_proves_nothing() -> None:
     proof = prove(status, ["a"], op_id=5)
     assert proof.applied == () and proof.unknown == (0,)
     assert proof.reason is not None and "about operation 99" in proof.reason
+
+
+async def test_write_failures_carry_their_image_ids(aiohttp_server: ServerFactory) -> None:
+    from wesog_async import BadRequestError, ServerError
+
+    statuses = iter([422, 500, 500, 500])
+
+    async def write(_request: web.Request) -> web.Response:
+        return web.json_response({"detail": "no"}, status=next(statuses))
+
+    app = web.Application()
+    app.router.add_post("/imgs", write)
+    url = await start(aiohttp_server, app)
+    retry = RetryPolicy(attempts=3, backoff_initial=0.001, backoff_max=0.001)
+    batch = [{"id": "a", "src": SRC}, {"id": "b", "src": SRC}]
+    async with make_client(url, key=KEY, retry=retry) as client:
+        with pytest.raises(BadRequestError) as rejected:
+            await client.images.create_many(batch)
+        # A 500 left standing after the retries: maybe applied, so unknown.
+        with pytest.raises(OutcomeUnknownError) as unknown:
+            await client.images.create_many(batch)
+    assert rejected.value.image_ids == ("a", "b")
+    assert unknown.value.image_ids == ("a", "b")
+    assert isinstance(unknown.value.__cause__, ServerError)

@@ -143,6 +143,9 @@ class APIStatusError(WesogError):
     of ``{loc, msg, type}``), ``retry_after`` the server's hint in seconds.
     """
 
+    #: The records of the write the status answered (empty for reads).
+    image_ids: tuple[str, ...] = ()
+
     def __init__(
         self,
         message: str,

@@ -10,8 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from wesog_async import _jsonlib, _sansio, _telemetry
+from wesog_async._attempts import status_maybe_applied
 from wesog_async._convert import structure_operation
 from wesog_async._errors import (
+    APIStatusError,
     ClientClosedError,
     ConnectError,
     OutcomeUnknownError,
@@ -121,6 +123,22 @@ class Submitter:
                 exc,
             ) from None
         except (OutcomeUnknownError, ConnectError):
+            raise
+        except APIStatusError as exc:
+            if status_maybe_applied(exc.status):
+                # A 500/502/504 left standing (strict, or past the budget): the
+                # server may have applied the write. Never reported as "failed".
+                raise carry_request_ids(
+                    OutcomeUnknownError(
+                        f"HTTP {exc.status} ({exc}); the write may or may not have been applied",
+                        method=method,
+                        path=path,
+                        raw_body=exc.body,
+                        image_ids=image_ids,
+                    ),
+                    exc,
+                ) from exc
+            exc.image_ids = tuple(image_ids)
             raise
         except TransportError as exc:
             raise carry_request_ids(
