@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import os
 import pwd
 import shutil
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 
 POSTGRES_ENV = "WESOG_TEST_POSTGRES_DSN"
@@ -152,3 +154,13 @@ def run_redis(binary: str) -> Iterator[str]:
 
 
 __all__ = ["POSTGRES_ENV", "REDIS_ENV", "free_port", "postgres_bin", "run_postgres", "run_redis"]
+
+
+_RUN = uuid.uuid4().hex[:8]
+_counter = itertools.count()
+
+
+def unique_name(tag: str) -> str:
+    """A journal or job name no other test, and no earlier run against the same
+    server, uses (a second run of the suite must not find the first one's rows)."""
+    return f"{tag}-{_RUN}-{next(_counter)}"

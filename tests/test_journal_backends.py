@@ -4,7 +4,6 @@ SQLite file and the PostgreSQL database run the same tests."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests._services import unique_name
 from tests.conftest import API_KEY
 from wesog_async import WesogClient
 from wesog_async.bulk.journal import (
@@ -31,7 +31,6 @@ from wesog_async.bulk.journal.postgres import PostgresJournal, redact_dsn, split
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 BINDING = Binding(base_url="http://127.0.0.1:1", tenant="t0", mode="create", strict=False)
-_names = itertools.count()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -41,7 +40,7 @@ def make_journal(request: pytest.FixtureRequest, tmp_path: Path) -> object:
         path = tmp_path / "upload.journal"
         return lambda: Journal(path)
     dsn = request.getfixturevalue("postgres_dsn")
-    name = f"test-{request.node.name}-{next(_names)}"
+    name = unique_name(f"test-{request.node.name}")
     return lambda: PostgresJournal(f"{dsn}?journal={name}")
 
 
@@ -147,8 +146,8 @@ async def test_closed_journal_refuses_writes(make_journal: object) -> None:
 
 
 async def test_postgres_journals_are_separate_by_name(postgres_dsn: str) -> None:
-    a = PostgresJournal(postgres_dsn, name=f"sep-a-{next(_names)}")
-    b = PostgresJournal(postgres_dsn, name=f"sep-b-{next(_names)}")
+    a = PostgresJournal(postgres_dsn, name=unique_name("sep-a"))
+    b = PostgresJournal(postgres_dsn, name=unique_name("sep-b"))
     async with a, b:
         await a.bind(BINDING)
         await b.bind(Binding("http://127.0.0.1:1", "t0", "delete", True))
@@ -172,7 +171,7 @@ async def test_postgres_journal_never_shows_a_password(postgres_dsn: str) -> Non
 
 
 async def test_postgres_journal_refuses_another_format_version(postgres_dsn: str) -> None:
-    name = f"old-{next(_names)}"
+    name = unique_name("old")
     async with PostgresJournal(postgres_dsn, name=name):
         pass
     conn = await asyncpg.connect(postgres_dsn)
@@ -222,7 +221,7 @@ def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Spec:
     if request.param == "sqlite":
         return Spec(str(tmp_path / "upload.journal"), None, None)
     dsn = request.getfixturevalue("postgres_dsn")
-    name = f"ingest-{request.node.name}-{next(_names)}"
+    name = unique_name(f"ingest-{request.node.name}")
     return Spec(f"{dsn}?journal={name}", dsn, name)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests._services import unique_name
 from tests.conftest import API_KEY, make_client
 from wesog_async.bulk.journal.postgres import PostgresJournal
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
@@ -31,11 +32,9 @@ from wesog_async.scale.cooldown import SharedCoolDown
 from wesog_async.scale.db import journal_name
 from wesog_async.scale.shards import count_lines
 
-_jobs = itertools.count()
-
 
 def job_name(tag: str) -> str:
-    return f"{tag}-{next(_jobs)}"
+    return unique_name(tag)
 
 
 def write_jsonl(path: Path, start: int, n: int, *, blank_every: int = 0) -> None:

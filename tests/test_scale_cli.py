@@ -3,19 +3,18 @@ against a threaded emulator and a real PostgreSQL."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests._services import unique_name
 from tests.test_cli_client import ThreadedEmulator
 from wesog_async import cli
 from wesog_async.emulator import EmulatorConfig
 
 KEY = "scale-cli-key-1234567890"
-_jobs = itertools.count()
 
 
 @pytest.fixture
@@ -43,7 +42,7 @@ def test_create_run_two_workers_and_watch_status(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = write_input(tmp_path, 900)
-    job = f"cli-{next(_jobs)}"
+    job = unique_name("cli")
     monkeypatch.setenv("WESOG_JOURNAL", postgres_dsn)
     args = ["job", "create", job, str(path), "--bytes-per-shard", "9000", "--batch-size", "50"]
     assert cli.main(args) == 0

@@ -4,7 +4,6 @@ redis-server; the journal decides, so lost or repeated messages do no harm."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import uuid
 from pathlib import Path
@@ -14,12 +13,11 @@ from taskiq import InMemoryBroker
 from taskiq.api import run_receiver_task
 from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
+from tests._services import unique_name
 from tests.conftest import API_KEY, make_client
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 from wesog_async.scale import JobSpec, connect, job_status, plan_shards
 from wesog_async.scale.taskiq import DRAIN_TASK, setup_broker, start_job
-
-_jobs = itertools.count()
 
 
 @pytest.fixture
@@ -59,7 +57,7 @@ async def test_in_memory_broker_one_client_per_worker_and_repeated_messages(
     assert drain.task_name == DRAIN_TASK
     await broker.startup()
     try:
-        job = f"mem-{next(_jobs)}"
+        job = unique_name("mem")
         shards = plan_shards(make_input(tmp_path, 5, 200))
         created, sent = await start_job(drain, postgres_dsn, job, shards, JobSpec(), tasks=3)
         assert created
@@ -97,7 +95,7 @@ async def test_redis_broker_a_lost_message_loses_no_work(
     await sender.startup()  # client side: no WesogClient is opened here
     receiver = asyncio.create_task(run_receiver_task(worker_broker, run_startup=True))
     try:
-        job = f"redis-{next(_jobs)}"
+        job = unique_name("redis")
         shards = plan_shards(make_input(tmp_path, 4, 250))
         # Of the two messages one is "lost" (never sent): the other drains everything.
         _, sent = await start_job(drain, postgres_dsn, job, shards, JobSpec(), tasks=1)
