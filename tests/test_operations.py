@@ -324,3 +324,23 @@ async def test_errors_naming_image_ids_are_mapped_and_unknown_ones_kept(
     assert fut.applied_ids == [], "ids are not guessed when a failure cannot be mapped"
     assert fut.done() and fut.exception() is None
     assert "done" in repr(fut)
+
+
+async def test_a_write_started_during_a_drain_is_refused_known_not_sent(
+    wesog_emulator: EmulatorServer,
+) -> None:
+    # Once a close has begun no new write leaves, so none can be caught in
+    # flight by the close (an outcome nobody could know); polls still run.
+    wesog_emulator.state.pause_processing()
+    client = make_client(wesog_emulator)
+    await client.open()
+    pending = await client.images.create({"id": "w0", "src": SRC})
+    closing = asyncio.create_task(client.aclose(drain=True))
+    await asyncio.sleep(0)
+    with pytest.raises(ClientClosedError) as info:
+        await client.images.create({"id": "w1", "src": SRC})
+    assert not info.value.maybe_applied and info.value.image_ids == ("w1",)
+    wesog_emulator.state.resume_processing()
+    await closing
+    assert pending.result_nowait().num_good == 1
+    assert wesog_emulator.state.counters.ops_created == 1

@@ -812,3 +812,21 @@ def test_check_batch_ids_rejects_an_empty_batch() -> None:
 def test_check_batch_ids_rejects_an_over_size_batch() -> None:
     with pytest.raises(ValueError, match="at most 3 records, got 4"):
         check_batch_ids(["a", "b", "c", "d"], max_items=3)
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"id": "a", "src": "\ud800"}, "src"),
+        ({"id": "a", "src": "s", "keywords": ["ok", "\udfff"]}, "keywords"),
+        ({"id": "a\ud800", "src": "s"}, "id"),
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_naming_the_field(
+    record: dict[str, object], field: str
+) -> None:
+    # JSON encoders refuse a lone surrogate with a bare TypeError; it must be
+    # a typed error that names the field instead.
+    with pytest.raises(InvalidInputError, match="UTF-8") as info:
+        image_body(record, require_src=True, index=3)
+    assert info.value.field == field and info.value.index == 3

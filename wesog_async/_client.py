@@ -212,10 +212,13 @@ class WesogClient:
         Pending operation futures fail with :class:`ClientClosedError` listing
         their op ids, unless ``drain=True``: then they are awaited first.
         Writes still in flight fail with :class:`ClientClosedError` naming
-        their image ids. An owned session is closed; a borrowed one is left open.
+        their image ids; a write started once the close has begun (during a
+        drain too) fails with it at once, known not sent. An owned session is
+        closed; a borrowed one is left open.
         """
         if self._transport.closed:
             return
+        self._transport.begin_close()
         try:
             await self._submitter.close(drain=drain)
         finally:

@@ -286,7 +286,29 @@ def check_image_id(value: Any, *, index: int | None = None, field: str = "id") -
     if value in (".", ".."):
         # URL normalisation would turn /imgs/.. into another resource's path.
         raise InvalidInputError("'.' and '..' cannot be image ids", field=field, index=index)
+    if not value.isascii() and not _is_utf8_text(value):
+        raise InvalidInputError(_NOT_UTF8, field=field, index=index)
     return value
+
+
+_NOT_UTF8 = "is not valid UTF-8 text (a lone surrogate?)"
+
+
+def _is_utf8_text(value: str) -> bool:
+    """Whether ``value`` encodes as UTF-8 (a lone surrogate does not: JSON
+    encoders refuse it, so it must fail here, naming the field)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(body: Mapping[str, Any], index: int | None, image_id: str) -> None:
+    for name, value in body.items():
+        for text in value if type(value) is list else (value,):
+            if type(text) is str and not text.isascii() and not _is_utf8_text(text):
+                raise InvalidInputError(_NOT_UTF8, field=name, index=index, image_id=image_id)
 
 
 def image_body(
@@ -352,6 +374,7 @@ def image_body(
             )
     if require_src and "src" not in body:
         raise InvalidInputError("is required", field="src", index=index, image_id=image_id)
+    _check_text(body, index, image_id)
     if not keep_id:
         del body[wire.BATCH_ID_KEY]
     return image_id, body

@@ -35,6 +35,7 @@ T = TypeVar("T")
 Params = list[tuple[str, str]] | None
 
 _REDACTED: Final = b"<redacted>"
+_WRITE_KINDS: Final = frozenset({"write", "strict_write"})
 
 
 class Transport:
@@ -79,14 +80,22 @@ class Transport:
         self.on_server_cool_down: Callable[[float], None] | None = None
         self._timeouts = {False: timeouts.aiohttp(timeouts.response)}
         self._closed = False
+        # Set when the client starts closing: no new write leaves from then on
+        # (so none is caught in flight by the close), while polls may still
+        # run for a drain.
+        self._closing = False
 
     def __repr__(self) -> str:
         return f"<Transport base_url={self.base_url!r} api_key=<redacted>>"
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`aclose` was called."""
-        return self._closed
+        """Whether :meth:`begin_close` or :meth:`aclose` was called."""
+        return self._closed or self._closing
+
+    def begin_close(self) -> None:
+        """Refuse new writes (:class:`ClientClosedError`, known not sent) from now on."""
+        self._closing = True
 
     def tenant_fingerprint(self) -> str:
         """A hash naming the tenant (the API key) without revealing the key:
@@ -318,7 +327,7 @@ class Transport:
             client_timeout = self._timeouts[False]
         limit = self.limits.status if kind == "poll" else self.limits.default
         async with self._slots:
-            if self._closed or session.closed:
+            if self._closed or session.closed or (self._closing and kind in _WRITE_KINDS):
                 raise ClientClosedError(f"{method} {path}: the client closed before sending")
             self.stats.requests += 1
             try:

@@ -40,7 +40,11 @@ class Batch:
     ``ids`` maps each image id to its input position, in request order (it
     doubles as the duplicate check). The encoded records are appended to one
     buffer, ``encoded`` (``[`` then each record followed by ``,``), ``ends``
-    holding where each ends; ``parts`` gives them back one by one. One buffer
+    holding where each ends; ``parts`` gives them back one by one. A piece
+    encoded at once (:meth:`Batcher.feed_piece`) leaves ``offsets`` unset:
+    ``ends`` is then worked out from the buffer when first asked for (a 413
+    split, a failed record's report, a journal fingerprint without the failed
+    records), never on the hot path. One buffer
     rather than a list of ``orjson.dumps`` results: each of those pins about
     4 KB of memory while it lives (orjson's initial output buffer), so batches
     in flight and pending held ~4 KB per record (a 71 MiB peak RSS growth at
@@ -54,11 +58,11 @@ class Batch:
 
     __slots__ = (
         "encoded",
-        "ends",
         "ids",
         "invalid",
         "nbytes",
         "number",
+        "offsets",
         "op_id",
         "prior",
         "resent",
@@ -77,7 +81,8 @@ class Batch:
         self.sparse = sparse
         self.ids: dict[str, int] = {}
         self.encoded = bytearray(b"[")
-        self.ends: list[int] = []
+        #: Where each record ends in ``encoded`` (``None``: not worked out yet).
+        self.offsets: list[int] | None = []
         self.nbytes = 2
         self.invalid: list[RecordError] = []
         self.number = 0
@@ -92,12 +97,25 @@ class Batch:
     def positions(self) -> range:
         return range(self.start, self.stop)
 
+    def has_records(self) -> bool:
+        """Whether any encoded record is here (a followed batch has none)."""
+        return len(self.encoded) > 1
+
+    @property
+    def ends(self) -> list[int]:
+        """Where each encoded record ends in ``encoded`` (after its ``,``)."""
+        offsets = self.offsets
+        if offsets is None:
+            offsets = self.offsets = _offsets(self.encoded)
+        return offsets
+
     def append(self, part: bytes) -> None:
         """Add one encoded record (the batcher's hot loop inlines this)."""
         encoded = self.encoded
         encoded += part
         encoded.append(_COMMA)
-        self.ends.append(len(encoded))
+        if self.offsets is not None:
+            self.offsets.append(len(encoded))
 
     @property
     def parts(self) -> list[bytes]:
@@ -108,7 +126,7 @@ class Batch:
     @parts.setter
     def parts(self, parts: list[bytes]) -> None:
         self.encoded = bytearray(b"[")
-        self.ends = []
+        self.offsets = []
         for part in parts:
             self.append(part)
         self.nbytes = 2 + sum(len(p) + 1 for p in parts)
@@ -116,7 +134,7 @@ class Batch:
     def body(self) -> bytes:
         """The request body: ``[`` the encoded records joined by ``,`` ``]``."""
         encoded = self.encoded
-        if not self.ends:
+        if len(encoded) == 1:
             return b"[]"
         encoded[-1] = _CLOSE  # the last record's comma, for the copy only
         try:
@@ -187,6 +205,22 @@ class Batch:
         )
 
 
+def _offsets(encoded: bytearray) -> list[int]:
+    """The record ends of a buffer encoded a piece at a time: decoded once and
+    each record measured by encoding it again (our own JSON-native output, so
+    the lengths are exact; checked)."""
+    if len(encoded) == 1:
+        return []
+    records = _jsonlib.loads(bytes(encoded[:-1]) + b"]")
+    ends, at = [], 1
+    for rec in records:
+        at += len(_dumps(rec)) + 1
+        ends.append(at)
+    if at != len(encoded):  # pragma: no cover - a re-encoding that is not byte-stable
+        raise RuntimeError("wesog_async: a batch's records did not re-encode to their own bytes")
+    return ends
+
+
 class Batcher:
     """Cuts records into batches of at most ``batch_size`` records and
     ``max_bytes`` of body (a single record over ``max_bytes`` goes alone).
@@ -224,13 +258,19 @@ class Batcher:
                 ids = batch.ids
                 image_id = rec[wire.BATCH_ID_KEY]
                 if ids.setdefault(image_id, pos) == pos:
-                    part = _dumps(rec)
+                    try:
+                        part = _dumps(rec)
+                    except (TypeError, ValueError):  # a lone surrogate: named by add()
+                        del ids[image_id]
+                        return self.add(pos, rec)[0]
                     nbytes = batch.nbytes + len(part) + 1
                     if nbytes <= self.max_bytes or len(ids) == 1:
                         encoded = batch.encoded  # Batch.append, inlined
                         encoded += part
                         encoded.append(_COMMA)
-                        batch.ends.append(len(encoded))
+                        offsets = batch.offsets
+                        if offsets is not None:
+                            offsets.append(len(encoded))
                         batch.nbytes = nbytes
                         batch.stop = pos + 1
                         if len(ids) >= self.batch_size:
@@ -239,6 +279,58 @@ class Batcher:
                         return None
                     del ids[image_id]
         return self.add(pos, rec)[0]
+
+    def room(self) -> int:
+        """How many records the open batch still takes (a whole batch when none is open)."""
+        batch = self.open
+        return self.batch_size if batch is None else self.batch_size - len(batch.ids)
+
+    def feed_piece(self, pos: int, recs: list[Any]) -> list[Batch]:
+        """Add the records ``recs`` from input position ``pos`` on (at most
+        :meth:`room` of them); return the batches this closed.
+
+        The common case is checked and encoded at once: dicts of one shape,
+        all certainly valid, no id twice (in the piece or the open batch), one
+        ``orjson.dumps`` of the list within the byte limit. Anything else goes
+        record by record through :meth:`feed`, so that positions, messages and
+        byte cuts are exactly those of the per-record path.
+        """
+        checks, n = self.checks, len(recs)
+        if checks is not None and n > 1 and type(recs[0]) is dict:
+            shape = tuple(recs[0])
+            check = checks.pieces.get(shape) or checks.compile_piece(shape)
+            piece_ids: list[str] = []
+            batch = self.open
+            taken = 0 if batch is None else len(batch.ids)
+            if taken + n <= self.batch_size and check(recs, piece_ids):
+                new = dict(zip(piece_ids, range(pos, pos + n), strict=True))
+                if len(new) == n and (batch is None or batch.ids.keys().isdisjoint(new)):
+                    try:
+                        body = _dumps(recs)
+                    except (TypeError, ValueError):  # e.g. a lone surrogate: named below
+                        body = b""
+                    nbytes = (2 if batch is None else batch.nbytes) + len(body) - 1
+                    if body and nbytes <= self.max_bytes:
+                        if batch is None:
+                            batch = self.open = Batch(pos, sparse=self.sparse)
+                        batch.ids.update(new)
+                        encoded = batch.encoded
+                        encoded += memoryview(body)[1:-1]
+                        encoded.append(_COMMA)
+                        batch.offsets = None
+                        batch.nbytes = nbytes
+                        batch.stop = pos + n
+                        if taken + n >= self.batch_size:
+                            self.open = None
+                            return [batch]
+                        return []
+        closed = []
+        feed = self.feed
+        for i, rec in enumerate(recs):
+            done = feed(pos + i, rec)
+            if done is not None:
+                closed.append(done)
+        return closed
 
     def add(self, pos: int, rec: Any) -> tuple[Batch | None, Batch]:
         """The general path of :meth:`feed`: also returns the batch that holds the record."""

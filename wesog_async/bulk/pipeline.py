@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Iterator
 from typing import Any, Final
 
 from wesog_async._submit import Submitter
@@ -205,18 +205,12 @@ class Pipeline:
                     self.run.progress()
                     await asyncio.sleep(0)
             return
-        run, ready, feed = self.run, self.ready, self.fresh.feed
-        fast = self.resume is None
+        if self.resume is None:
+            await self._read_pieces(iter(records))
+            return
         for rec in records:
-            if fast:  # _take without a journal, inlined: once per record
-                pos = run.pos
-                run.pos = pos + 1
-                closed = feed(pos, rec)
-                if closed is not None:
-                    ready.append(closed)
-            else:
-                take(rec)
-            if ready:
+            take(rec)
+            if self.ready:
                 await self._dispatch_ready()
                 if self.run.fatal is not None:
                     return
@@ -227,6 +221,32 @@ class Pipeline:
                 countdown = _YIELD_EVERY
                 self.run.progress()
                 await asyncio.sleep(0)
+
+    async def _read_pieces(self, records: Iterator[Any]) -> None:
+        """A sync input without a journal to replay: read pieces of at most
+        :data:`_YIELD_EVERY` records that fit the open batch, each checked and
+        encoded at once (:meth:`Batcher.feed_piece`), with a loop turn between
+        pieces (a sync iterable never yields on its own)."""
+        run, ready, fresh = self.run, self.ready, self.fresh
+        while True:
+            piece: list[Any] = []
+            try:
+                piece.extend(itertools.islice(records, min(_YIELD_EVERY, fresh.room())))
+            finally:
+                # An input that raises keeps the records it gave before (extend
+                # appends one by one): they are batched, and reported, first.
+                if piece:
+                    pos = run.pos
+                    run.pos = pos + len(piece)
+                    ready.extend(fresh.feed_piece(pos, piece))
+            if not piece:
+                return
+            if ready:
+                await self._dispatch_ready()
+                if run.fatal is not None:
+                    return
+            run.progress()
+            await asyncio.sleep(0)
 
     def _take(self, rec: Any) -> None:
         pos = self.run.pos

@@ -35,27 +35,22 @@ _CHECK_LINES: Final[dict[int, str]] = {
 }
 _MAX_SHAPES: Final = 256
 ShapeCheck = Callable[[dict[str, Any]], bool]
+PieceCheck = Callable[[list[Any], list[str]], bool]
 
 
 def _never(_rec: dict[str, Any]) -> bool:
     return False
 
 
-def compile_check(keys: tuple[str, ...], require_src: bool) -> ShapeCheck:
-    """A validator for dicts with exactly these keys, in this order.
-
-    The hot loop of a million-record upload: straight-line type checks, a
-    subset of :func:`_sansio.image_body`'s. False means "not certainly valid":
-    the record then goes through ``image_body``, which names the error.
-    Tuples in list fields are left to ``image_body`` too.
-    """
+def _check_lines(keys: tuple[str, ...], require_src: bool, indent: str) -> list[str] | None:
+    """The straight-line checks of one record ``r`` (``None``: never certainly valid)."""
     if wire.BATCH_ID_KEY not in keys or (require_src and "src" not in keys):
-        return _never
-    lines = ["def check(r):"]
+        return None
+    lines = []
     for key in keys:
         kind = _KINDS.get(key)
         if kind is None:
-            return _never  # unknown or computed field
+            return None  # unknown or computed field
         lines.append(f"    v = r[{key!r}]")
         if kind == _SRC:
             src_ok = "type(v) is str and v"
@@ -66,11 +61,49 @@ def compile_check(keys: tuple[str, ...], require_src: bool) -> ShapeCheck:
             )
         else:
             lines.append(_CHECK_LINES[kind])
-    lines.append("    return True")
+    return [indent + line for part in lines for line in part.split("\n")]
+
+
+def compile_check(keys: tuple[str, ...], require_src: bool) -> ShapeCheck:
+    """A validator for dicts with exactly these keys, in this order.
+
+    The hot loop of a million-record upload: straight-line type checks, a
+    subset of :func:`_sansio.image_body`'s. False means "not certainly valid":
+    the record then goes through ``image_body``, which names the error.
+    Tuples in list fields are left to ``image_body`` too.
+    """
+    lines = _check_lines(keys, require_src, "")
+    if lines is None:
+        return _never
     namespace: dict[str, Any] = {}
-    exec("\n".join(lines), namespace)  # keys are known field names, never user text
+    # keys are known field names, never user text
+    exec("\n".join(["def check(r):", *lines, "    return True"]), namespace)
     check: ShapeCheck = namespace["check"]
     return check
+
+
+def compile_piece_check(keys: tuple[str, ...], require_src: bool) -> PieceCheck:
+    """A validator for a whole list of records, all dicts with exactly these
+    keys in this order (the batch-at-a-time path): ``check(records, ids)``
+    appends each record's id to ``ids`` and returns whether every record is
+    certainly valid. One call per piece instead of one per record."""
+    lines = _check_lines(keys, require_src, "    ")
+    if lines is None:
+        return _never_piece
+    head = [
+        "def check(rs, ids):",
+        "    add = ids.append",
+        "    for r in rs:",
+        "        if type(r) is not dict or tuple(r) != SHAPE: return False",
+    ]
+    namespace: dict[str, Any] = {"SHAPE": keys}
+    exec("\n".join([*head, *lines, "        add(r['id'])", "    return True"]), namespace)
+    check: PieceCheck = namespace["check"]
+    return check
+
+
+def _never_piece(_recs: list[Any], _ids: list[str]) -> bool:
+    return False
 
 
 class Checks:
@@ -79,11 +112,18 @@ class Checks:
     def __init__(self, require_src: bool) -> None:
         self.require_src = require_src
         self.by_shape: dict[tuple[str, ...], ShapeCheck] = {}
+        self.pieces: dict[tuple[str, ...], PieceCheck] = {}
 
     def compile(self, shape: tuple[str, ...]) -> ShapeCheck:
         check = compile_check(shape, self.require_src)
         if len(self.by_shape) < _MAX_SHAPES:
             self.by_shape[shape] = check
+        return check
+
+    def compile_piece(self, shape: tuple[str, ...]) -> PieceCheck:
+        check = compile_piece_check(shape, self.require_src)
+        if len(self.pieces) < _MAX_SHAPES:
+            self.pieces[shape] = check
         return check
 
 
@@ -123,7 +163,10 @@ class Encoder:
             check = checks.by_shape.get(shape) or checks.compile(shape)
             if check(rec):
                 image_id: str = rec[wire.BATCH_ID_KEY]
-                return image_id, _jsonlib.dumps(rec)
+                try:
+                    return image_id, _jsonlib.dumps(rec)
+                except (TypeError, ValueError):
+                    pass  # not valid UTF-8 (a lone surrogate): image_body names the field
         if isinstance(rec, InvalidRecord):
             raise InvalidInputError(rec.message, field=rec.field, index=pos, image_id=rec.image_id)
         image_id, body = _sansio.image_body(rec, require_src=self.require_src, index=pos)
@@ -146,4 +189,12 @@ class Encoder:
         return image_id, _jsonlib.dumps(image_id)
 
 
-__all__ = ["Checks", "Encoder", "ShapeCheck", "compile_check", "loose_id"]
+__all__ = [
+    "Checks",
+    "Encoder",
+    "PieceCheck",
+    "ShapeCheck",
+    "compile_check",
+    "compile_piece_check",
+    "loose_id",
+]

@@ -122,7 +122,7 @@ class Run:
             row.unknown = [(e.position, e.image_id, e.message, e.op_id) for e in outcome.unknown]
             row.n_applied = len(outcome.applied_ids)
             row.resent = outcome.resent
-            if batch.ends:  # a followed batch has no records here: its fingerprint stays
+            if batch.has_records():  # a followed batch has no records here: its fingerprint stays
                 row.fingerprint = batch.fingerprint({e.position for e in outcome.failed})
         await self.journal_write(journal.finish(row))
 

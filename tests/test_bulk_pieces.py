@@ -1,0 +1,106 @@
+"""A piece of records checked and encoded at once (``Batcher.feed_piece``) makes
+exactly the batches the per-record path makes: same ids and positions, same
+bytes, same invalid records and messages, same byte cuts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_bulk import check_invariant, drain, images
+from wesog_async import WesogClient, ingest
+from wesog_async.bulk.batcher import Batch, Batcher
+from wesog_async.bulk.records import Encoder, compile_piece_check
+
+ids = st.sampled_from(["a", "b", "c", "d", "e", "f", " ", "", ".", "ü-1", "x/y"])
+values = st.one_of(
+    st.sampled_from(["https://i.example/1.jpg", "", "ünï", "\ud800"]), st.none(), st.integers(0, 3)
+)
+record = st.one_of(
+    st.fixed_dictionaries({"id": ids, "src": values}),
+    st.fixed_dictionaries({"id": ids, "src": values}, optional={"title": values}),
+    st.fixed_dictionaries({"src": values, "id": ids, "keywords": st.lists(values, max_size=2)}),
+    st.fixed_dictionaries({"id": ids}),
+    st.sampled_from(["a", 7, None]),
+)
+
+
+def snapshot(batch: Batch) -> tuple[Any, ...]:
+    return (
+        batch.start,
+        batch.stop,
+        dict(batch.ids),
+        bytes(batch.encoded),
+        list(batch.ends),
+        batch.nbytes,
+        [(e.position, e.image_id, e.field, e.message, e.conflict_with) for e in batch.invalid],
+    )
+
+
+def run(recs: list[Any], *, pieces: bool, batch_size: int, max_bytes: int) -> list[Any]:
+    batcher = Batcher(Encoder("create"), batch_size=batch_size, max_bytes=max_bytes)
+    closed: list[Batch] = []
+    pos = 0
+    while pos < len(recs):
+        if pieces:
+            piece = recs[pos : pos + min(3, batcher.room())]
+            closed += batcher.feed_piece(pos, piece)
+            pos += len(piece)
+        else:
+            done = batcher.feed(pos, recs[pos])
+            closed += [done] if done is not None else []
+            pos += 1
+    last = batcher.flush()
+    return [snapshot(b) for b in [*closed, *([last] if last else [])]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(record, max_size=24), st.integers(1, 7), st.sampled_from([40, 90, 200, 1 << 20]))
+def test_pieces_make_the_batches_the_per_record_path_makes(
+    recs: list[Any], batch_size: int, max_bytes: int
+) -> None:
+    assert run(recs, pieces=True, batch_size=batch_size, max_bytes=max_bytes) == run(
+        recs, pieces=False, batch_size=batch_size, max_bytes=max_bytes
+    )
+
+
+def test_a_piece_batch_splits_and_reports_records_like_any_other() -> None:
+    batcher = Batcher(Encoder("create"), batch_size=4, max_bytes=1 << 20)
+    recs = [{"id": f"r{i}", "src": f"https://i.example/{i}.jpg", "title": "ü"} for i in range(4)]
+    (batch,) = batcher.feed_piece(10, recs)
+    assert batch.offsets is None  # encoded at once
+    assert batch.record_at(2) == recs[2]
+    left, right = batch.split()
+    assert [left.record_at(i) for i in range(2)] == recs[:2]
+    assert list(right.ids.items()) == [("r2", 12), ("r3", 13)]
+    assert left.body()[:-1] + b"," + right.body()[1:] == batch.body()
+    assert batch.fingerprint({11}) != batch.fingerprint() and batch.has_records()
+
+
+def test_the_piece_check_refuses_what_it_cannot_prove() -> None:
+    check = compile_piece_check(("id", "src"), True)
+    good = [{"id": "a", "src": "s"}, {"id": "b", "src": "t"}]
+    seen: list[str] = []
+    assert check(good, seen) and seen == ["a", "b"]
+    assert not check([*good, {"src": "u", "id": "c"}], [])  # another key order
+    assert not check([*good, {"id": "c", "src": ""}], [])  # empty src
+    assert not check([*good, {"id": ".", "src": "u"}], [])  # a reserved id
+    assert compile_piece_check(("id", "nope"), True)(good, []) is False  # unknown field
+
+
+async def test_an_input_that_raises_mid_piece_loses_none_of_the_records_before(
+    client: WesogClient,
+) -> None:
+    def source() -> Iterator[dict[str, Any]]:
+        yield from images(300)  # one piece of 256, then 44 and the error
+        raise OSError("disk gone")
+
+    stream = ingest(client, source(), batch_size=1000)
+    with pytest.raises(OSError, match="disk gone"):
+        await drain(stream)
+    check_invariant(stream.report)
+    assert stream.report.not_sent == 300 and stream.report.aborted
