@@ -266,7 +266,7 @@ def test_no_warnings_on_close_with_pending_under_dev_mode(tmp_path: object) -> N
         from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
         async def main():
-            cfg = EmulatorConfig(api_keys=("k",), item_delay_ms=50)
+            cfg = EmulatorConfig(api_keys=("k",), item_delay_ms=5000)  # pending at close
             async with EmulatorServer(cfg, host="127.0.0.1", port=0) as srv:
                 async with WesogClient(api_key="k", base_url=srv.url) as client:
                     futs = [await client.images.create({"id": str(n), "src": "https://a/b"})

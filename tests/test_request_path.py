@@ -49,6 +49,9 @@ class OpServer:
         self.posts = 0
         self.post_delay = post_delay
         self.sizes: dict[int, int] = {}
+        #: Seconds after its submit an op finishes (unlisted: at once).
+        self.takes: dict[int, float] = {}
+        self.submitted: dict[int, float] = {}
 
     async def write(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -59,13 +62,16 @@ class OpServer:
         data = json.loads(body) if body else {}
         n = len(data) if isinstance(data, list) else 1
         self.sizes[self.next_id] = n
+        self.submitted[self.next_id] = asyncio.get_running_loop().time()
         return web.json_response(op_body(self.next_id, n, finished=False), status=202)
 
     async def poll(self, request: web.Request) -> web.Response:
         op_id = int(request.match_info["op_id"])
         self.polls[op_id] += 1
         n = self.sizes.get(op_id, 1)
-        return web.json_response(op_body(op_id, n, finished=op_id not in self.stuck))
+        age = asyncio.get_running_loop().time() - self.submitted.get(op_id, 0.0)
+        finished = op_id not in self.stuck and age >= self.takes.get(op_id, 0.0)
+        return web.json_response(op_body(op_id, n, finished=finished))
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -81,6 +87,67 @@ async def start(aiohttp_server: ServerFactory, app: web.Application) -> str:
 
 
 # -- F33: one slow or stuck operation delays nobody else ------------------------
+
+
+async def test_f33_an_op_behind_a_stuck_one_is_seen_soon_after_it_finishes(
+    aiohttp_server: ServerFactory,
+) -> None:
+    # Nothing of the kind learned yet, an older op seen running for a while:
+    # the cold-start hold may delay a younger op's later polls by one step of
+    # its own schedule at most, never by seconds.
+    ops = OpServer()
+    ops.stuck.add(1)
+    ops.takes[2] = 0.06
+    url = await start(aiohttp_server, ops.app())
+    async with WesogClient(KEY, base_url=url) as client:
+        await client.images.create({"id": "stuck", "src": SRC})
+        await asyncio.sleep(0.4)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        fut = await client.images.create({"id": "sixty", "src": SRC})
+        async with asyncio.timeout(2):
+            await fut
+        elapsed = loop.time() - t0
+    assert elapsed < 0.25, elapsed
+
+
+async def test_f33_one_slow_finished_op_does_not_delay_the_next_first_poll(
+    aiohttp_server: ServerFactory,
+) -> None:
+    ops = OpServer()
+    ops.takes[1] = 0.8
+    url = await start(aiohttp_server, ops.app())
+    async with WesogClient(KEY, base_url=url) as client:
+        await (await client.images.create({"id": "slow", "src": SRC}))
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        fut = await client.images.create({"id": "fast", "src": SRC})
+        async with asyncio.timeout(2):
+            await fut
+        elapsed = loop.time() - t0
+    assert elapsed < 0.2, elapsed  # the cold guess (20 ms), not the slow op's 0.8 s
+    assert ops.polls[2] == 1
+
+
+async def test_a_cold_kind_is_probed_at_once_and_the_others_follow_what_it_learns(
+    aiohttp_server: ServerFactory,
+) -> None:
+    # A cold guess of 2 s, a server that finishes at once: one op of the kind
+    # looks right away, and what it learns brings the others' first polls forward.
+    ops = OpServer()
+    url = await start(aiohttp_server, ops.app())
+    policy = PollPolicy(first_delay=2.0)
+    async with WesogClient(KEY, base_url=url, poll=policy) as client:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        futures = await asyncio.gather(
+            *(client.images.create({"id": f"c{n}", "src": SRC}) for n in range(8))
+        )
+        async with asyncio.timeout(3):
+            await asyncio.gather(*futures)
+        elapsed = loop.time() - t0
+    assert elapsed < 0.5, elapsed
+    assert sum(ops.polls.values()) == 8  # one poll each
 
 
 async def test_f33_a_stuck_op_does_not_delay_new_fast_ops(aiohttp_server: ServerFactory) -> None:

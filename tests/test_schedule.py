@@ -39,6 +39,21 @@ def test_learning_can_aim_below_ten_milliseconds() -> None:
     assert schedule.first_delay(POLICY, ONE, 1) < 0.01
 
 
+def test_one_slow_sample_never_delays_the_next_first_poll() -> None:
+    # An op that took 3 s must not make the next op of its kind wait 3 s for a
+    # first look: until TRUSTED samples agree, a learned first poll comes
+    # sooner than the cold guess, never later.
+    guess = POLICY.first(1, None, None)
+    schedule = learned([3.0])
+    assert schedule.first_delay(POLICY, ONE, 1) == pytest.approx(guess)
+    schedule = learned([3.0, 3.0])
+    assert schedule.first_delay(POLICY, ONE, 1) == pytest.approx(guess)
+    schedule = learned([3.0, 3.0, 3.0])  # now it is the kind's time, not an outlier
+    assert schedule.first_delay(POLICY, ONE, 1) > 2.0
+    schedule = learned([0.001])  # sooner on one sample
+    assert schedule.first_delay(POLICY, ONE, 1) < 0.01
+
+
 def test_learning_is_per_kind_and_size() -> None:
     schedule = learned([2.0] * 5, kind=BATCH, n=1000)
     assert schedule.first_delay(POLICY, BATCH, 1000) > 1.5
@@ -128,15 +143,20 @@ def test_no_progress_grows_geometrically_and_is_capped() -> None:
 def test_an_older_running_op_holds_a_younger_ones_later_polls() -> None:
     schedule = Schedule()
     schedule.seen_running(POLICY, ONE, submitted_at=0.0, now=0.8)
-    held = schedule.held_until(POLICY, ONE, submitted_at=0.1, due=0.2, now=0.2)
-    assert held == pytest.approx(0.9)
+    held = schedule.held_until(POLICY, ONE, submitted_at=0.1, due=0.7, now=0.7)
+    assert held == pytest.approx(0.1 + 0.8)  # the age the older op was seen running at
 
 
-def test_the_hold_is_bounded_by_max_hold() -> None:
+def test_a_hold_is_at_most_one_step_of_the_ops_own_schedule() -> None:
+    # F33: a stuck older op (seen running at 20 s) holds a 100 ms old op's poll
+    # by at most half its age (growth - 1), never max_hold's 2 s.
     schedule = Schedule()
     schedule.seen_running(POLICY, ONE, submitted_at=0.0, now=20.0)
     held = schedule.held_until(POLICY, ONE, submitted_at=19.0, due=19.1, now=19.1)
-    assert held == pytest.approx(19.1 + POLICY.max_hold)
+    assert held == pytest.approx(19.1 + 0.5 * 0.1)
+    # ... and by max_hold at most, however old the op.
+    held = schedule.held_until(POLICY, ONE, submitted_at=5.0, due=15.0, now=15.0)
+    assert held == pytest.approx(15.0 + POLICY.max_hold)
 
 
 def test_a_stuck_op_past_stale_after_is_no_evidence() -> None:

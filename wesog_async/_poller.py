@@ -59,6 +59,11 @@ class Tracked:
     learnable: bool = True
     retry: RetryPolicy | None = None
     kind: Kind = ("", 1)
+    #: The heap entry that counts (older entries of this op are skipped) and its time.
+    seq: int = -1
+    due: float = 0.0
+    #: Whether the entry is a hold already (a poll is held once, not again and again).
+    held: bool = False
     #: [telemetry] the operation's span and metrics, when observed.
     obs: OpObs | None = None
 
@@ -108,6 +113,8 @@ class Poller:
         self._closing = False
         self._rng = random.Random()
         self.schedule = Schedule()
+        # Per kind not learned yet, the one op probing it (first poll at once).
+        self._probing: dict[Kind, int] = {}
 
     @property
     def pending_count(self) -> int:
@@ -168,23 +175,30 @@ class Poller:
             latest=initial, submitted_at=self._loop.time(), learnable=learnable,
             retry=retry, kind=kind, obs=obs,
         )  # fmt: skip
-        tracked.first_delay = (
-            self.schedule.first_delay(policy, kind, num_total)
-            if learnable
-            else policy.first(num_total, None, None)
-        )
+        if not learnable:
+            tracked.first_delay = policy.first(num_total, None, None)
+        elif policy.learn and kind not in self._probing and self.schedule.estimate(kind) is None:
+            # Nothing known of this kind: one op finds out at once, so a fast
+            # server is learned in a round trip rather than after the guess.
+            self._probing[kind] = op_id
+            tracked.first_delay = policy.min_delay
+        else:
+            tracked.first_delay = self.schedule.first_delay(policy, kind, num_total)
         self._tracked[op_id] = tracked
         self._schedule(tracked, tracked.first_delay)
         self._ensure_running()
         return tracked
 
     def _schedule(self, tracked: Tracked, delay: float) -> None:
+        self._schedule_at(tracked, self._loop.time() + delay)
+
+    def _schedule_at(self, tracked: Tracked, due: float, *, held: bool = False) -> None:
         assert tracked.op_id is not None
-        due = self._loop.time() + delay
         heap = self._heap
         if not heap or due < heap[0][0]:
             self._wakeup()
-        heapq.heappush(heap, (due, next(self._seq), tracked.op_id))
+        tracked.seq, tracked.due, tracked.held = next(self._seq), due, held
+        heapq.heappush(heap, (due, tracked.seq, tracked.op_id))
 
     def _wakeup(self) -> None:
         wake = self._wake
@@ -222,18 +236,18 @@ class Poller:
                     return  # restarted by the next track()
                 await self._sleep_until(None)
                 continue
-            due, _, op_id = heap[0]
+            due, seq, op_id = heap[0]
             now = loop.time()
             if due > now:
                 await self._sleep_until(due)
                 continue
             heapq.heappop(heap)
             tracked = self._tracked.get(op_id)
-            if tracked is None or tracked.future.done():
-                continue
-            later = self._held_until(tracked, due, now)
+            if tracked is None or tracked.future.done() or seq != tracked.seq:
+                continue  # gone, or rescheduled (an earlier first poll, see _learned)
+            later = None if tracked.held else self._held_until(tracked, due, now)
             if later is not None:
-                heapq.heappush(heap, (later, next(self._seq), op_id))
+                self._schedule_at(tracked, later, held=True)
                 continue
             self._due.put_nowait(tracked)
 
@@ -332,12 +346,16 @@ class Poller:
         if op.is_finished:
             if tracked.op_id is not None:
                 self._tracked.pop(tracked.op_id, None)
+            self._end_probe(tracked)
             if tracked.learnable:
+                cold = self.schedule.estimate(tracked.kind) is None
                 self.schedule.learn(
                     tracked.policy, tracked.kind, tracked.num_total,
                     submitted_at=tracked.submitted_at, now=now,
                     idle_ms=op.idle_ms, exec_ms=op.exec_ms,
                 )  # fmt: skip
+                if cold:
+                    self._learned(tracked.kind, now)
             self._count_finished(op)
             tracked.future.set_result(op)
             return
@@ -368,7 +386,24 @@ class Poller:
         stats.items_good += op.num_good
         stats.items_bad += op.num_bad
 
+    def _end_probe(self, tracked: Tracked) -> None:
+        if self._probing.get(tracked.kind) == tracked.op_id:
+            del self._probing[tracked.kind]
+
+    def _learned(self, kind: Kind, now: float) -> None:
+        """A kind was learned: first polls scheduled on the cold guess that the
+        learned time says are due sooner come sooner (later ones are held
+        when they come due, see ``_held_until``)."""
+        for tracked in self._tracked.values():
+            if tracked.kind != kind or tracked.polls or not tracked.learnable:
+                continue
+            delay = self.schedule.first_delay(tracked.policy, kind, tracked.num_total)
+            due = max(now, tracked.submitted_at + delay)
+            if due < tracked.due - tracked.policy.min_delay:
+                self._schedule_at(tracked, due)
+
     def _fail(self, tracked: Tracked, exc: BaseException, *, cause: BaseException | None) -> None:
+        self._end_probe(tracked)
         if tracked.op_id is not None:
             self._tracked.pop(tracked.op_id, None)
         if cause is not None:
@@ -400,6 +435,7 @@ class Poller:
             for tracked in pending:
                 tracked.future.set_exception(error)
         self._tracked.clear()
+        self._probing.clear()
         tasks = [t for t in (self._task, *self._workers) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()

@@ -198,11 +198,14 @@ class PollPolicy:
     next poll is aimed at the predicted finish. Otherwise poll times grow
     geometrically (factor ``growth`` = 1.5: a poll at most 50 % of the elapsed
     time late) with ±10% jitter, each delay within ``[min_delay, max_delay]``
-    (2 ms, 5 s). Before anything of a kind has finished, an op polled once
-    waits for the age at which an older op of its kind was still running, by
-    at most ``max_hold`` (2 s) and only while that op is younger than
-    ``stale_after`` (30 s). A ``Retry-After`` on a poll is honoured (up to the
-    retry policy's cap). See :mod:`wesog_async._schedule` for the rules.
+    (2 ms, 5 s). The first op of a kind nothing is known of is polled after
+    ``min_delay`` (a probe), and a learned time later than the cold guess is
+    used once three ops of the kind agree. Before anything of a kind has
+    finished, an op polled once may wait for the age at which an older op of
+    its kind was still running, by at most half its own age and ``max_hold``
+    (2 s), and only while that op is younger than ``stale_after`` (30 s). A
+    ``Retry-After`` on a poll is honoured (up to the retry policy's cap). See
+    :mod:`wesog_async._schedule` for the rules.
     """
 
     first_delay: float = attrs.field(default=0.02, validator=attrs.validators.gt(0))

@@ -5,8 +5,10 @@ The rules, as documented in the README ("How waiting works"):
 1. **First poll.** At the completion time learned from finished operations of
    the same *kind* (method and size class: 1, 2-3, 4-7, ... items), aimed below
    it by the observed spread; with nothing learned for the kind, after the
-   policy's cold-start guess (``first_delay + per_item * items``). Another
-   operation never delays a first poll.
+   policy's cold-start guess (``first_delay + per_item * items``). A learned
+   time later than the guess counts only once ``TRUSTED`` samples agree, so one
+   slow op never delays the next first poll. (The poller also probes a cold
+   kind: its first op is polled at ``min_delay``.)
 2. **Learning** uses the server's own timing (``idle_ms + exec_ms``), clamped
    to what the client saw (an op cannot finish after the client saw it
    finished, nor before it was submitted); absurd or missing timing falls back
@@ -19,10 +21,11 @@ The rules, as documented in the README ("How waiting works"):
    50% of the elapsed time late), jittered, each delay within
    ``[min_delay, max_delay]``.
 5. **Cold start hint.** While nothing of a kind has finished yet, an op that
-   was already polled once waits for the age at which an *older* op of the
-   same kind was still seen running with nothing done, but never more than
-   ``max_hold`` beyond its own geometric schedule, and an older op past
-   ``stale_after`` seconds (stuck, overdue) is no evidence at all.
+   was already polled once may wait for the age at which an *older* op of the
+   same kind was still seen running with nothing done, but by at most one
+   step of its own schedule (``growth - 1`` of its age) and ``max_hold``, and
+   an older op past ``stale_after`` seconds (stuck, overdue) is no evidence at
+   all. (The poller holds a poll once, never again and again.)
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from wesog_async._retry import PollPolicy
 ALPHA: Final = 0.3
 #: A sample further than this (in log space: a factor of 2) from the estimate is clipped.
 CLIP: Final = math.log(2.0)
+#: Samples of a kind before a learned first poll may come later than the cold guess.
+TRUSTED: Final = 3
 
 Kind = tuple[str, int]
 
@@ -96,7 +101,10 @@ class Schedule:
         est = self._learned.get(kind) if policy.learn else None
         if est is None:
             return guess
-        return policy.clamp(guess * math.exp(est.log_ratio - est.spread))
+        learned = policy.clamp(guess * math.exp(est.log_ratio - est.spread))
+        # Sooner on one sample, later only once TRUSTED agree: one slow op
+        # (an outlier) never holds back the first poll of the next.
+        return learned if est.samples >= TRUSTED else min(learned, guess)
 
     def learn(
         self,
@@ -156,7 +164,11 @@ class Schedule:
             del self._running[kind]
             return None
         target = submitted_at + older_age
-        later = min(target, due + policy.max_hold)
+        # At most one step of the op's own schedule (growth - 1 of its age),
+        # so a slow or stuck older op cannot hold a younger one's result back
+        # by more than its own backoff would.
+        step = (policy.growth - 1.0) * max(due - submitted_at, 0.0)
+        later = min(target, due + min(policy.max_hold, step))
         return later if later > due + policy.min_delay else None
 
     @staticmethod
