@@ -255,20 +255,18 @@ class Poller:
         if not tracked.learnable:
             return None
         policy = tracked.policy
-        if tracked.polls == 0:
-            est = self.schedule.estimate(tracked.kind)
-            if est is None or not policy.learn:
-                return None
-            # Scheduled before this kind was learned: go for the learned finish.
-            learned = tracked.submitted_at + self.schedule.first_delay(
-                policy, tracked.kind, tracked.num_total
-            )
-            later = min(learned, due + policy.max_delay)
-            return later if later > due + policy.min_delay else None
         latest = tracked.latest
-        if latest is not None and latest.num_good + latest.num_bad:
+        if tracked.polls and latest is not None and latest.num_good + latest.num_bad:
             return None  # items done: progress-aware scheduling takes over
-        return self.schedule.held_until(policy, tracked.kind, tracked.submitted_at, due, now)
+        if self.schedule.estimate(tracked.kind) is None or not policy.learn:
+            return self.schedule.held_until(policy, tracked.kind, tracked.submitted_at, due, now)
+        # Scheduled before this kind was learned: go for the learned finish
+        # (later than the cold guess only once TRUSTED ops agreed on it).
+        learned = tracked.submitted_at + self.schedule.first_delay(
+            policy, tracked.kind, tracked.num_total
+        )
+        later = min(learned, due + policy.max_delay)
+        return later if later > due + policy.min_delay else None
 
     async def _worker(self) -> None:
         while True:
