@@ -64,6 +64,44 @@ def test_no_status_is_unknown() -> None:
     assert proof.unknown == (0, 1, 2, 3) and not proof.proven
 
 
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (None, "not finished"),
+        (op(is_finished=False, num_good=0), "not finished"),
+        (op(), "counts 4 items, 0 were sent"),
+        (op(num_good=0, num_bad=4, all_good=False, errors=[(i, "x") for i in range(4)]),
+         "counts 4 items, 0 were sent"),  # fmt: skip
+        (op(op_id=8, num_total=0, num_good=0), "about operation 8"),
+        (op(num_total=0, num_good=0, num_bad=0, errors=[(0, "x")]), "not one of the 0 sent"),
+        (op(num_total=0, num_good=1), "does not add up"),
+    ],
+)
+def test_a_write_of_no_records_is_proven_only_by_a_status_of_no_records(
+    status: Operation | None, reason: str
+) -> None:
+    # Nothing sent leaves no position unknown, but the reason still stands:
+    # a status of 4 items proves nothing about a write of none.
+    proof = prove(status, [], op_id=7)
+    assert proof.applied == () and proof.unknown == () and not proof.failed
+    assert not proof.proven
+    assert proof.reason is not None and reason in proof.reason
+
+
+def test_an_empty_write_with_an_empty_status_is_proven() -> None:
+    proof = prove(op(num_total=0, num_good=0), [], op_id=7)
+    assert proof.proven and proof.reason is None and proof.applied == ()
+
+
+def test_listed_failures_of_every_record_under_doubt_are_not_proven() -> None:
+    # Every record listed failed, but the counts do not add up: no position is
+    # unknown, yet the status is not proven.
+    status = op(num_total=2, num_good=1, num_bad=2, errors=[(0, "x"), (1, "y")])
+    proof = prove(status, ["a", "b"], op_id=7)
+    assert dict(proof.failed) == {0: "x", 1: "y"} and proof.unknown == ()
+    assert not proof.proven and proof.reason is not None and "does not add up" in proof.reason
+
+
 def test_a_status_without_op_id_is_taken_for_the_followed_op() -> None:
     assert prove(op(op_id=None), IDS, op_id=7).proven
 

@@ -234,9 +234,30 @@ class OperationFuture:
 
     @property
     def succeeded(self) -> bool:
-        """The operation finished and its status proves every record applied."""
-        proof = self.proof
-        return proof.proven and not proof.failed and bool(proof.applied or not self.image_ids)
+        """True only when the operation finished and its status proves the
+        write applied in full: no failed item, nothing unknown, no reason for
+        doubt (:attr:`proof` is proven).
+
+        Every image id of the write must be proven applied. A future that
+        knows no image ids (``client.ops.follow(op_id)``) succeeds only when
+        the final status itself says all good with counts that add up
+        (``num_good == num_total``, no bad item, no error listed). False while
+        pending and when the future failed.
+        """
+        shared = self._tracked.future
+        latest = self._tracked.latest
+        if not shared.done() or shared.cancelled() or shared.exception() is not None:
+            return False
+        if latest is None or not latest.is_finished:
+            return False
+        if self.image_ids:
+            proof = self.proof
+            return (
+                proof.proven and not proof.failed and len(proof.applied) == len(self.image_ids)
+            )
+        # No records known: check the status against its own count.
+        proof = prove(latest, (), op_id=self.op_id, sent=latest.num_total)
+        return proof.proven and not proof.failed and latest.succeeded
 
     def token(self) -> str:
         """A small versioned JSON token to follow this operation later

@@ -35,7 +35,11 @@ class Proof:
 
     ``failed`` maps a position to the server's message; ``unknown`` lists the
     positions the status does not prove, and ``reason`` says why (``None``
-    when every position is proven applied or failed).
+    only when the status checks out and proves every position applied or
+    failed). A reason can stand with no unknown position: a write of no
+    records (a future followed by op id alone) that the status does not
+    match, or listed failures covering every record of a status that does
+    not add up.
     """
 
     applied: tuple[int, ...]
@@ -45,8 +49,9 @@ class Proof:
 
     @property
     def proven(self) -> bool:
-        """Whether every position is proven applied or failed."""
-        return not self.unknown
+        """Whether the status checks out: every position is proven applied or
+        failed and nothing gives a reason for doubt."""
+        return not self.unknown and self.reason is None
 
 
 def _unknown(sent: int, failed: Mapping[int, str], reason: str) -> Proof:
