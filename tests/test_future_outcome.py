@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_client
 from tests.test_client_http import ServerFactory, json_response, scripted
-from wesog_async import OperationNotFoundError
+from wesog_async import OperationFailedError, OperationNotFoundError
 
 SRC = "https://cdn.example.com/a.jpg"
 
@@ -68,11 +68,27 @@ async def test_a_follow_by_op_id_that_failed_is_not_succeeded(
     ("body", "succeeded"),
     [
         (status(num_total=3, num_good=3), True),
-        (status(num_total=3, num_good=0, num_bad=3, all_good=False,
-                errors=[{"id": i, "msg": "x"} for i in range(3)]), False),  # fmt: skip
+        (
+            status(
+                num_total=3,
+                num_good=0,
+                num_bad=3,
+                all_good=False,
+                errors=[{"id": i, "msg": "x"} for i in range(3)],
+            ),
+            False,
+        ),
         (status(num_total=5, num_good=5), False),  # counts 5 items, 3 were sent
-        (status(num_total=3, num_good=2, num_bad=2, all_good=False,
-                errors=[{"id": i, "msg": "x"} for i in range(3)]), False),  # fmt: skip
+        (
+            status(
+                num_total=3,
+                num_good=2,
+                num_bad=2,
+                all_good=False,
+                errors=[{"id": i, "msg": "x"} for i in range(3)],
+            ),
+            False,
+        ),
     ],
 )
 async def test_a_write_succeeds_only_when_every_record_is_proven_applied(
@@ -87,3 +103,34 @@ async def test_a_write_succeeds_only_when_every_record_is_proven_applied(
         await fut
     assert fut.succeeded is succeeded
     assert fut.succeeded == (fut.applied_ids == ["a", "b", "c"])
+
+
+TWICE = json.dumps({
+    "op_id": 42, "num_total": 3, "num_good": 1, "num_bad": 2, "is_finished": True,
+    "errors": [{"id": 0, "msg": "x"}, {"id": 0, "msg": "y"}],
+})  # fmt: skip
+
+
+async def test_an_index_listed_twice_fails_its_record_once_and_proves_nothing_else(
+    aiohttp_server: ServerFactory,
+) -> None:
+    server = await scripted(aiohttp_server, json_response(200, TWICE))
+    async with make_client(str(server.make_url(""))) as client:
+        fut = await client.images.create_many([{"id": i, "src": SRC} for i in ("a", "b", "c")])
+        await fut
+    assert fut.failed_ids == ["a"], "one record, listed once"
+    assert [(e.msg, e.image_id) for e in fut.failed] == [("x", "a"), ("y", None)]
+    assert fut.unknown_ids == ["b", "c"] and fut.applied_ids == []
+    assert not set(fut.failed_ids) & set(fut.unknown_ids)
+    assert not fut.succeeded
+
+
+async def test_raise_on_failure_names_the_records_the_proof_counts_failed(
+    aiohttp_server: ServerFactory,
+) -> None:
+    server = await scripted(aiohttp_server, json_response(200, TWICE))
+    async with make_client(str(server.make_url("")), raise_on_failure=True) as client:
+        fut = await client.images.create_many([{"id": i, "src": SRC} for i in ("a", "b", "c")])
+        with pytest.raises(OperationFailedError) as info:
+            await fut
+    assert info.value.failed_ids == ["a"] == fut.failed_ids

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from wesog_async import Operation, OperationItemError, prove
+from wesog_async._outcome import map_errors
 
 IDS = ("a", "b", "c", "d")
 
@@ -70,8 +71,10 @@ def test_no_status_is_unknown() -> None:
         (None, "not finished"),
         (op(is_finished=False, num_good=0), "not finished"),
         (op(), "counts 4 items, 0 were sent"),
-        (op(num_good=0, num_bad=4, all_good=False, errors=[(i, "x") for i in range(4)]),
-         "counts 4 items, 0 were sent"),  # fmt: skip
+        (
+            op(num_good=0, num_bad=4, all_good=False, errors=[(i, "x") for i in range(4)]),
+            "counts 4 items, 0 were sent",
+        ),
         (op(op_id=8, num_total=0, num_good=0), "about operation 8"),
         (op(num_total=0, num_good=0, num_bad=0, errors=[(0, "x")]), "not one of the 0 sent"),
         (op(num_total=0, num_good=1), "does not add up"),
@@ -122,5 +125,46 @@ def test_every_position_lands_in_exactly_one_bucket() -> None:
         assert sorted(buckets) == [0, 1, 2, 3]
         if proof.applied:
             assert finished and good == len(proof.applied) and total == 4
+
+    check()
+
+
+def test_errors_of_a_status_about_another_op_blame_no_record() -> None:
+    status = op(op_id=8, num_good=3, num_bad=1, errors=[(1, "x")])
+    assert [e.image_id for e in map_errors(status, IDS, op_id=7)] == [None]
+    assert prove(status, IDS, op_id=7).unknown == (0, 1, 2, 3)
+
+
+def test_errors_of_a_running_status_are_mapped_once_each() -> None:
+    status = op(is_finished=False, num_good=0, num_bad=2, errors=[(1, "x"), ("b", "y"), (9, "z")])
+    assert [e.image_id for e in map_errors(status, IDS, op_id=7)] == ["b", None, None]
+    assert [e.image_id for e in map_errors(status, IDS, op_id=8)] == [None, None, None]
+
+
+def test_mapped_errors_are_exactly_the_proven_failures() -> None:
+    # The one mapping: what a future reports failed is what prove() says.
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @given(
+        st.integers(0, 6), st.integers(-1, 6), st.integers(-1, 6), st.booleans(),
+        st.sampled_from([7, 8, None]),
+        st.lists(st.tuples(st.one_of(st.integers(-1, 6), st.sampled_from([*IDS, "zz"])),
+                           st.sampled_from(["m", "n"]))),
+    )  # fmt: skip
+    def check(
+        total: int, good: int, bad: int, finished: bool, op_id: int | None, errors: list[Any]
+    ) -> None:
+        status = op(num_total=total, num_good=good, num_bad=bad, is_finished=finished,
+                    op_id=op_id, errors=errors)  # fmt: skip
+        mapped = map_errors(status, IDS, op_id=7)
+        assert [(e.index, e.msg) for e in mapped] == [(e.index, e.msg) for e in status.errors]
+        named = [e.image_id for e in mapped if e.image_id is not None]
+        assert len(named) == len(set(named)), "no record blamed twice"
+        if finished:
+            proof = prove(status, IDS, op_id=7)
+            assert named == [IDS[p] for p in proof.failed]
+            assert not set(named) & {IDS[p] for p in proof.unknown}
+            assert [e.msg for e in mapped if e.image_id is not None] == list(proof.failed.values())
 
     check()
