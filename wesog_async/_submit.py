@@ -101,7 +101,9 @@ class Submitter:
         A 2xx answer without an operation id, or an ambiguous failure of a
         write that may not be resent (``strict=True``), raises
         :class:`OutcomeUnknownError` with the image ids; a close of the client
-        mid-request raises :class:`ClientClosedError` with them.
+        mid-request raises :class:`ClientClosedError` with them, and with the
+        op id when the server's answer arrived while the client closed (the
+        operation exists server-side, ``maybe_applied``).
         """
         params = _sansio.write_params(
             wait=wait, urgent=urgent, strict=strict, lang=lang, allow_lang=method != "DELETE"
