@@ -195,3 +195,14 @@ def test_status_errors_pickle(status: int) -> None:
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is type(err)
     assert (copy.status, copy.retry_after, str(copy)) == (err.status, err.retry_after, str(err))
+
+
+def test_a_journal_mismatch_is_a_wesog_error_and_still_a_value_error() -> None:
+    from wesog_async import JournalMismatchError
+
+    err = JournalMismatchError("j.db", "base_url", "http://a", "http://b")
+    assert isinstance(err, WesogError) and isinstance(err, ValueError)
+    assert "base_url" in str(err) and err.field == "base_url"
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is JournalMismatchError and again.run_value == "http://b"
+    assert str(again) == str(err)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import API_KEY, OTHER_KEY, make_client
 from tests.scripted_bulk import ScriptedBulkServer, Step, check_truth
-from wesog_async import JournalMismatchError, WesogClient, ingest_all
+from wesog_async import JournalMismatchError, WesogClient, WesogError, ingest_all
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 SRC = "https://img.example.com/{}.jpg"
@@ -45,6 +45,8 @@ async def test_another_server_tenant_mode_or_strictness_is_refused_before_sendin
                 await ingest_all(elsewhere, images(20), batch_size=10, journal=path)
         assert other.state.counters.requests["POST /imgs"] == 0
     assert caught.value.field == "base_url" and "use a new journal file" in str(caught.value)
+    # A WesogError, yet raised by ingest_all rather than kept on the report.
+    assert isinstance(caught.value, WesogError) and isinstance(caught.value, ValueError)
     async with make_client(wesog_emulator, key=OTHER_KEY) as tenant:
         with pytest.raises(JournalMismatchError, match="another API key") as caught:
             await ingest_all(tenant, images(20), batch_size=10, journal=path)

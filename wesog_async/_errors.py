@@ -23,6 +23,9 @@
     │   └── OperationNotFoundError the server no longer knows the op (404)
     └── ClientClosedError          the client closed while operations or writes were pending
 
+Bulk ingestion adds one, defined with its journal: ``JournalMismatchError``
+(a ``WesogError`` and a ``ValueError``), a journal of another run.
+
 No aiohttp, cattrs or tenacity exception escapes: they are chained with
 ``raise ... from``. No error carries request headers, so the API key never
 appears in an error, its repr or its traceback.
@@ -277,9 +280,10 @@ class ClientClosedError(WesogError):
     """The client was closed while operations or requests were still pending.
 
     ``op_ids`` lists pending operations; they go on server-side and can be
-    followed later. For a write cut off by the close, ``image_ids`` are its
-    records and ``maybe_applied`` tells whether the request had left (its
-    outcome is then unknown).
+    followed later (``client.ops.follow(op_id)``). For a write cut off by the
+    close, ``image_ids`` are its records and ``maybe_applied`` tells whether
+    the request had left (its outcome is then unknown); a write the server
+    accepted as the client closed also names its operation in ``op_ids``.
     """
 
     def __init__(

@@ -7,11 +7,9 @@ import json
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from typing import Any, Literal, Protocol, overload
 
-import attrs
-
 from wesog_async._errors import OperationFailedError, OperationTimeoutError
 from wesog_async._models import Operation, OperationItemError
-from wesog_async._outcome import Proof, prove
+from wesog_async._outcome import Proof, map_errors, prove
 
 
 class Tracked(Protocol):
@@ -26,26 +24,6 @@ class Tracked(Protocol):
 
 
 TOKEN_VERSION = 1
-
-
-def map_errors(op: Operation, image_ids: Sequence[str]) -> tuple[OperationItemError, ...]:
-    """``op.errors`` with each item's ``image_id`` filled in from the batch (D14).
-
-    ``errors[].id`` is the item's index in the request; a server that sends the
-    image id itself is understood too.
-    """
-    if not op.errors:
-        return ()
-    known = set(image_ids) if image_ids else set()
-    out = []
-    for err in op.errors:
-        image_id: str | None = None
-        if type(err.index) is int and 0 <= err.index < len(image_ids):
-            image_id = image_ids[err.index]
-        elif isinstance(err.index, str) and err.index in known:
-            image_id = err.index
-        out.append(attrs.evolve(err, image_id=image_id))
-    return tuple(out)
 
 
 class OperationFuture:
@@ -115,7 +93,7 @@ class OperationFuture:
 
     def _finish(self, op: Operation) -> Operation:
         if self._raise_on_failure and op.num_bad > 0:
-            failed = map_errors(op, self.image_ids)
+            failed = map_errors(op, self.image_ids, op_id=self.op_id)
             raise OperationFailedError(
                 f"operation {op.op_id if op.op_id is not None else self.op_id} finished with "
                 f"{op.num_bad} of {op.num_total} items failed",
@@ -190,13 +168,21 @@ class OperationFuture:
 
     @property
     def failed(self) -> tuple[OperationItemError, ...]:
-        """Failed items of the latest status, with their image ids."""
+        """Item errors of the latest status, in listed order, each with the
+        image id it shows failed.
+
+        For a finished status these are exactly the records :attr:`proof`
+        counts failed, so a record is never both in :attr:`failed_ids` and
+        :attr:`unknown_ids`, nor listed twice. An error that names no record
+        of the write, repeats one, or comes with a status that proves nothing
+        keeps ``image_id=None``.
+        """
         latest = self._tracked.latest
-        return map_errors(latest, self.image_ids) if latest is not None else ()
+        return map_errors(latest, self.image_ids, op_id=self.op_id) if latest is not None else ()
 
     @property
     def failed_ids(self) -> list[str]:
-        """Image ids of the failed items."""
+        """Image ids of the failed items (each once, in listed order)."""
         return [e.image_id for e in self.failed if e.image_id is not None]
 
     @property
@@ -234,9 +220,28 @@ class OperationFuture:
 
     @property
     def succeeded(self) -> bool:
-        """The operation finished and its status proves every record applied."""
-        proof = self.proof
-        return proof.proven and not proof.failed and bool(proof.applied or not self.image_ids)
+        """True only when the operation finished and its status proves the
+        write applied in full: no failed item, nothing unknown, no reason for
+        doubt (:attr:`proof` is proven).
+
+        Every image id of the write must be proven applied. A future that
+        knows no image ids (``client.ops.follow(op_id)``) succeeds only when
+        the final status itself says all good with counts that add up
+        (``num_good == num_total``, no bad item, no error listed). False while
+        pending and when the future failed.
+        """
+        shared = self._tracked.future
+        latest = self._tracked.latest
+        if not shared.done() or shared.cancelled() or shared.exception() is not None:
+            return False
+        if latest is None or not latest.is_finished:
+            return False
+        if self.image_ids:
+            proof = self.proof
+            return proof.proven and not proof.failed and len(proof.applied) == len(self.image_ids)
+        # No records known: check the status against its own count.
+        proof = prove(latest, (), op_id=self.op_id, sent=latest.num_total)
+        return proof.proven and not proof.failed and latest.succeeded
 
     def token(self) -> str:
         """A small versioned JSON token to follow this operation later

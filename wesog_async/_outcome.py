@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from wesog_async._models import Operation
+from wesog_async._models import Operation, OperationItemError
 
 
 @attrs.frozen
@@ -35,7 +35,11 @@ class Proof:
 
     ``failed`` maps a position to the server's message; ``unknown`` lists the
     positions the status does not prove, and ``reason`` says why (``None``
-    when every position is proven applied or failed).
+    only when the status checks out and proves every position applied or
+    failed). A reason can stand with no unknown position: a write of no
+    records (a future followed by op id alone) that the status does not
+    match, or listed failures covering every record of a status that does
+    not add up.
     """
 
     applied: tuple[int, ...]
@@ -45,8 +49,9 @@ class Proof:
 
     @property
     def proven(self) -> bool:
-        """Whether every position is proven applied or failed."""
-        return not self.unknown
+        """Whether the status checks out: every position is proven applied or
+        failed and nothing gives a reason for doubt."""
+        return not self.unknown and self.reason is None
 
 
 def _unknown(sent: int, failed: Mapping[int, str], reason: str) -> Proof:
@@ -92,11 +97,18 @@ def prove(
     return Proof(tuple(i for i in range(n) if i not in failed), failed, ())
 
 
-def _listed_failures(
+def _error_positions(
     op: Operation, image_ids: Sequence[str], n: int
-) -> tuple[dict[int, str], str | None]:
-    """The listed errors by position, and what was wrong with the list, if anything."""
-    failed: dict[int, str] = {}
+) -> tuple[list[int | None], str | None]:
+    """The position (0-based, in request order) each listed error names, and
+    what was wrong with the list, if anything.
+
+    The one mapping of ``errors[].id`` back to the records sent (D14): an
+    index into the batch, or an image id of the batch. An error naming no
+    record sent, or repeating one listed before, has no position (``None``).
+    """
+    positions: list[int | None] = []
+    seen: set[int] = set()
     problem: str | None = None
     by_id: dict[str, int] | None = None
     for err in op.errors:
@@ -113,11 +125,51 @@ def _listed_failures(
             position = by_id.get(index)
         if position is None:
             problem = problem or f"an error names item {index!r}, not one of the {n} sent"
-        elif position in failed:
+        elif position in seen:
             problem = problem or f"item {index!r} is listed twice"
+            position = None
         else:
-            failed[position] = err.msg
+            seen.add(position)
+        positions.append(position)
+    return positions, problem
+
+
+def _listed_failures(
+    op: Operation, image_ids: Sequence[str], n: int
+) -> tuple[dict[int, str], str | None]:
+    """The listed errors by position, and what was wrong with the list, if anything."""
+    positions, problem = _error_positions(op, image_ids, n)
+    failed = {p: err.msg for p, err in zip(positions, op.errors, strict=True) if p is not None}
     return failed, problem
 
 
-__all__ = ["Proof", "prove"]
+def map_errors(
+    op: Operation, image_ids: Sequence[str], *, op_id: int | None = None
+) -> tuple[OperationItemError, ...]:
+    """``op.errors`` in listed order, each with ``image_id`` filled in when the
+    status shows that record failed.
+
+    For a finished status that is exactly :attr:`Proof.failed` of
+    :func:`prove`, so a record is never both failed and unknown, nor failed
+    twice; for a running one (progress so far), the listed errors that name a
+    record sent, each once. An error naming no record sent, a repeat, or an
+    error of a status that proves nothing (about another operation, say)
+    keeps ``image_id=None``: its message is kept, but no record is blamed.
+    """
+    if not op.errors:
+        return ()
+    positions, _ = _error_positions(op, image_ids, len(image_ids))
+    failed: Mapping[int, str] | set[int]
+    if op.is_finished:
+        failed = prove(op, image_ids, op_id=op_id).failed
+    elif op_id is not None and op.op_id is not None and op.op_id != op_id:
+        failed = set()
+    else:
+        failed = {p for p in positions if p is not None}
+    return tuple(
+        attrs.evolve(err, image_id=image_ids[p] if p is not None and p in failed else None)
+        for p, err in zip(positions, op.errors, strict=True)
+    )
+
+
+__all__ = ["Proof", "map_errors", "prove"]

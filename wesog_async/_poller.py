@@ -87,6 +87,32 @@ def _parse_status(resp: Response, op_id: int) -> Operation:
     return op
 
 
+def count_finished(stats: ClientStats, op: Operation) -> None:
+    """Count a finished operation in the client's counters."""
+    stats.finished += 1
+    stats.items_good += op.num_good
+    stats.items_bad += op.num_bad
+
+
+def resolved(
+    op: Operation,
+    image_ids: tuple[str, ...],
+    policy: PollPolicy,
+    stats: ClientStats,
+    *,
+    obs: OpObs | None = None,
+) -> Tracked:
+    """A Tracked for an operation already finished (``wait=True`` writes): no
+    poll and no task, so one is made even while the client closes."""
+    fut: asyncio.Future[Operation] = asyncio.get_running_loop().create_future()
+    fut.set_result(op)
+    count_finished(stats, op)
+    if obs is not None:  # [telemetry]
+        obs.begin(op.op_id, pending=False)
+        obs.finish(op)
+    return Tracked(op.op_id, fut, op.num_total, policy, image_ids, latest=op)
+
+
 class Poller:
     """Follows every pending operation of one client."""
 
@@ -121,24 +147,12 @@ class Poller:
         """Operations still followed."""
         return len(self._tracked)
 
-    # -- tracking ----------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`close` was called: no new operation can be tracked."""
+        return self._closing
 
-    def resolved(
-        self,
-        op: Operation,
-        image_ids: tuple[str, ...],
-        policy: PollPolicy,
-        *,
-        obs: OpObs | None = None,
-    ) -> Tracked:
-        """A Tracked for an operation already finished (``wait=True`` writes)."""
-        fut: asyncio.Future[Operation] = self._loop.create_future()
-        fut.set_result(op)
-        self._count_finished(op)
-        if obs is not None:  # [telemetry]
-            obs.begin(op.op_id, pending=False)
-            obs.finish(op)
-        return Tracked(op.op_id, fut, op.num_total, policy, image_ids, latest=op)
+    # -- tracking ----------------------------------------------------------------
 
     def track(
         self,
@@ -161,7 +175,7 @@ class Poller:
             return existing
         policy = policy or self._policy
         if initial is not None and initial.is_finished:
-            return self.resolved(initial.with_op_id(op_id), image_ids, policy, obs=obs)
+            return resolved(initial.with_op_id(op_id), image_ids, policy, self._stats, obs=obs)
         fut: asyncio.Future[Operation] = self._loop.create_future()
         fut.add_done_callback(_mark_retrieved)
         if obs is not None:  # [telemetry] every way an op ends ends its span
@@ -354,7 +368,7 @@ class Poller:
                 )  # fmt: skip
                 if cold:
                     self._learned(tracked.kind, now)
-            self._count_finished(op)
+            count_finished(self._stats, op)
             tracked.future.set_result(op)
             return
         if op.num_good + op.num_bad == 0 and tracked.learnable:
@@ -377,12 +391,6 @@ class Poller:
         return Schedule.backoff(
             policy, tracked.first_delay, tracked.polls_without_progress, self._rng
         )
-
-    def _count_finished(self, op: Operation) -> None:
-        stats = self._stats
-        stats.finished += 1
-        stats.items_good += op.num_good
-        stats.items_bad += op.num_bad
 
     def _end_probe(self, tracked: Tracked) -> None:
         if self._probing.get(tracked.kind) == tracked.op_id:
@@ -446,4 +454,4 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-__all__ = ["Poller", "Tracked"]
+__all__ = ["Poller", "Tracked", "resolved"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from wesog_async import _jsonlib, _sansio, _telemetry
 from wesog_async._attempts import status_maybe_applied
@@ -23,7 +23,7 @@ from wesog_async._errors import (
 )
 from wesog_async._future import OperationFuture
 from wesog_async._http import Response
-from wesog_async._poller import Poller
+from wesog_async._poller import Poller, resolved
 from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._stats import ClientStats
 from wesog_async._telemetry_runs import OpObs
@@ -64,6 +64,11 @@ class Submitter:
             )  # fmt: skip
         return self._poller
 
+    def _closing(self) -> bool:
+        """Whether the client began closing: no new operation is followed."""
+        poller = self._poller
+        return self.transport.closed or (poller is not None and poller.closing)
+
     @property
     def pending_count(self) -> int:
         """Operations still followed."""
@@ -96,7 +101,9 @@ class Submitter:
         A 2xx answer without an operation id, or an ambiguous failure of a
         write that may not be resent (``strict=True``), raises
         :class:`OutcomeUnknownError` with the image ids; a close of the client
-        mid-request raises :class:`ClientClosedError` with them.
+        mid-request raises :class:`ClientClosedError` with them, and with the
+        op id when the server's answer arrived while the client closed (the
+        operation exists server-side, ``maybe_applied``).
         """
         params = _sansio.write_params(
             wait=wait, urgent=urgent, strict=strict, lang=lang, allow_lang=method != "DELETE"
@@ -189,12 +196,13 @@ class Submitter:
             except ResponseValidationError:
                 initial = None  # D1: a body holding only the op id is fine
         self._stats.submitted += 1
-        poller = self.poller
         if initial is not None and initial.is_finished:
-            # D2: wait=true (or an instant server): resolved without polling.
-            tracked = poller.resolved(
-                initial.with_op_id(op_id), tuple(image_ids), poll or self.poll_policy, obs=obs
-            )
+            # D2: wait=true (or an instant server): resolved without polling,
+            # even by a client closing meanwhile (the outcome is known).
+            tracked = resolved(
+                initial.with_op_id(op_id), tuple(image_ids), poll or self.poll_policy,
+                self._stats, obs=obs,
+            )  # fmt: skip
             return _future(tracked, image_ids, self.raise_on_failure, resp)
         if op_id is None:
             raise _with_ids(
@@ -207,7 +215,21 @@ class Submitter:
                 ),
                 resp,
             )
-        tracked = poller.track(
+        if self._closing():
+            # The answer arrived while the client closes: the operation exists
+            # server-side but can no longer be followed here (F20, F27).
+            raise _with_ids(
+                ClientClosedError(
+                    f"the client closed as the server accepted the write ({method} {path}) "
+                    f"as operation {op_id}; its {len(image_ids)} record(s) may or may not "
+                    f"have been applied: follow it later with client.ops.follow({op_id})",
+                    op_ids=[op_id],
+                    image_ids=image_ids,
+                    maybe_applied=True,
+                ),
+                resp,
+            )
+        tracked = self.poller.track(
             op_id,
             initial=initial.with_op_id(op_id) if initial is not None else None,
             num_total=len(image_ids),
@@ -245,7 +267,10 @@ class Submitter:
         return OperationFuture(tracked, image_ids, raise_on_failure=self.raise_on_failure)
 
 
-def _with_ids(error: OutcomeUnknownError, resp: Response) -> OutcomeUnknownError:
+_W = TypeVar("_W", OutcomeUnknownError, ClientClosedError)
+
+
+def _with_ids(error: _W, resp: Response) -> _W:
     # [telemetry] the request ids of the answered write.
     error.request_id, error.server_request_id = resp.request_id, resp.server_request_id
     return error

@@ -10,6 +10,7 @@ from typing import Any, Protocol, Self, Unpack
 from wesog_async._errors import WesogError
 from wesog_async._submit import Submitter
 from wesog_async._telemetry_runs import ingest_span
+from wesog_async.bulk.journal import JournalMismatchError
 from wesog_async.bulk.options import IngestKeywords, IngestOptions, build_options
 from wesog_async.bulk.pipeline import DONE_MARK, Pipeline
 from wesog_async.bulk.types import IngestReport, Outcome
@@ -144,14 +145,17 @@ async def ingest_all(
 
     A fatal API error does not raise: it is stored as ``report.error`` with
     ``report.aborted = True``. Usage errors (``ValueError``, ``TypeError``,
-    :class:`~wesog_async.JournalMismatchError`) and exceptions raised by the
-    input still raise.
+    :class:`~wesog_async.JournalMismatchError`, although it is also a
+    :class:`~wesog_async.WesogError`) and exceptions raised by the input
+    still raise.
     """
     stream = ingest(client, records, options, **keywords)
     async with stream:
         try:
             async for _ in stream:
                 pass
+        except JournalMismatchError:
+            raise  # a usage error, though a WesogError: never swallowed
         except WesogError:
             pass  # kept on the report as error / aborted
     return stream.report

@@ -149,8 +149,11 @@ class BatchTasks:
         if outcomes.is_fatal(exc, cap) and self.run.fatal is None:
             self.run.fatal = exc
         message = {"failed": "batch rejected: ", "not_sent": "not sent: "}.get(bucket, "")
+        # A write the server accepted as the client closed: its op id is kept.
+        op_ids = exc.op_ids if isinstance(exc, ClientClosedError) else ()
         outcome = outcomes.from_failure(
             batch, bucket, message + outcomes.describe(exc), error=exc,
+            op_id=op_ids[0] if len(op_ids) == 1 else None,
             elapsed=time.perf_counter() - batch.t0,
         )  # fmt: skip
         self.run.settle(batch, outcome)

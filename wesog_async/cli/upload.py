@@ -17,6 +17,7 @@ from wesog_async import (
     AuthenticationError,
     IngestReport,
     IngestStream,
+    JournalMismatchError,
     WesogClient,
     WesogError,
     ingest,
@@ -177,9 +178,11 @@ class Upload:
                 async with self.stream as stream:
                     async for _ in stream:
                         pass
+            except JournalMismatchError as exc:  # journal mode or input mismatch
+                raise UsageError(str(exc)) from None
             except WesogError:
                 pass  # on the report, handled below
-            except ValueError as exc:  # journal mode or input mismatch
+            except ValueError as exc:
                 raise UsageError(str(exc)) from None
         return self.finish(self.stream.report)
 

@@ -33,6 +33,8 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
+from wesog_async._errors import WesogError
+
 # Row states.
 SUBMITTING: Final = "submitting"
 ACCEPTED: Final = "accepted"
@@ -143,8 +145,12 @@ _ADVICE: Final = {
 }
 
 
-class JournalMismatchError(ValueError):
+class JournalMismatchError(WesogError, ValueError):
     """A journal used for another destination, mode or input than its own.
+
+    A :class:`~wesog_async.WesogError` (so ``except WesogError`` catches it)
+    and a ``ValueError`` (a usage error: ``ingest_all`` and the CLI raise it,
+    never store it on the report).
 
     ``field`` names what differs (``base_url``, ``tenant``, ``mode``,
     ``strict`` or ``input``), ``journal_value`` what the journal holds and
