@@ -114,7 +114,12 @@ async def run_shard(
         read = progress.read
 
     journal = PostgresJournal(dsn, name=journal_name(lease.job, lease.shard_id))
-    source = open_shard(lease.shard)
+    try:
+        source = open_shard(lease.shard)
+    except (OSError, ValueError) as exc:  # e.g. the input is not at that path on this machine
+        with contextlib.suppress(Exception):
+            await leases.release(pool, lease, f"{type(exc).__name__}: {exc}")
+        raise ShardError(lease.job, lease.shard_id, exc) from exc
     ingest = asyncio.get_running_loop().create_task(
         client.images.ingest_all(
             source,
