@@ -17,6 +17,7 @@ from tests._services import unique_name
 from tests.conftest import API_KEY, make_client
 from wesog_async.bulk.journal import JournalRow
 from wesog_async.bulk.journal.postgres import PostgresJournal
+from wesog_async.cli.job import _render as render_status
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 from wesog_async.scale import (
     JobExistsError,
@@ -32,6 +33,7 @@ from wesog_async.scale import (
 )
 from wesog_async.scale.cooldown import SharedCoolDown
 from wesog_async.scale.db import journal_name
+from wesog_async.scale.jobs import BUCKETS
 from wesog_async.scale.shards import count_lines
 from wesog_async.scale.worker import run_shard
 
@@ -329,6 +331,52 @@ async def test_the_fence_refuses_a_stale_epoch_and_admits_the_current_one(
         await current.insert([row])
     ids = await pool.fetch("SELECT id FROM wesog_journal_batches WHERE journal = $1", name)
     assert [r["id"] for r in ids] == [1]  # only the current owner's row
+
+
+async def test_status_counts_what_running_shards_have_journaled(
+    wesog_emulator: EmulatorServer, postgres_dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    with first.open("w") as f:
+        for i in range(300):
+            record: dict[str, str] = {"id": f"a-{i}", "src": f"https://cdn.example.com/{i}.jpg"}
+            if i == 10:
+                del record["src"]  # invalid
+            if i == 20:
+                record["src"] = "https://down.invalid/x.jpg"  # failed by the server
+            f.write(json.dumps(record) + "\n")
+    write_jsonl(second, 1000, 200)
+    job = job_name("live")
+    spec = JobSpec(batch_size=50)
+    await create_job(pool, job, plan_shards([str(first), str(second)]), spec)
+    running = await leases.claim(pool, job, "busy", 30)
+    assert running is not None and running.shard.path == str(first)
+    status = await job_status(pool, job)
+    assert status.buckets() == dict.fromkeys((*BUCKETS, "resent", "total"), 0)
+    # Half of the first shard goes through its journal; its worker is still on it.
+    journal = PostgresJournal(postgres_dsn, name=journal_name(job, running.shard_id))
+    async with make_client(wesog_emulator) as client:
+        with open_shard(running.shard) as source:
+            part = list(itertools.islice(iter(source), 150))
+        report = await client.images.ingest_all(part, batch_size=50, journal=journal)
+        assert (report.applied, report.failed, report.invalid) == (148, 1, 1)
+        status = await job_status(pool, job)
+        assert status.count("leased") == 1 and status.count("done") == 0
+        live = {"applied": 148, "failed": 1, "invalid": 1, "unknown": 0, "not_sent": 0}
+        assert status.buckets() == {**live, "resent": 0, "total": 150}
+        assert status.as_dict()["records"]["applied"] == 148
+        assert status.records_read >= 150  # the journal proves them read, before a checkpoint
+        text = render_status(status)
+        assert "records: 148 applied, 1 failed, 1 invalid" in text
+        assert f"shard {running.shard_id} " in text and "148 applied, lease" in text
+        # The second shard done: its report counts, plus the first one's journal.
+        other = await leases.claim(pool, job, "quick", 30)
+        assert other is not None and other.shard.path == str(second)
+        assert await run_shard(client, pool, postgres_dsn, other, spec, lease_s=30)
+    status = await job_status(pool, job)
+    assert status.count("done") == 1
+    assert status.buckets()["applied"] == 148 + 200 and status.buckets()["total"] == 350
+    assert status.shards[other.shard_id].journaled is None  # a done shard: its report only
 
 
 async def test_a_429_cools_every_worker_down(

@@ -122,8 +122,10 @@ def _render(status: Any) -> str:
         if s.state == "leased":
             left = s.lease_left_s or 0.0
             note = f"STUCK, lease expired {-left:.1f} s ago" if left < 0 else f"lease {left:.1f} s"
+            applied = "" if s.journaled is None else f", {s.journaled['applied']:,} applied"
             lines.append(
-                f"  shard {s.shard_id} {s.describe}: {s.owner}, {s.records_read:,} read, {note}"
+                f"  shard {s.shard_id} {s.describe}: {s.owner}, {s.records_read:,} read"
+                f"{applied}, {note}"
             )
         elif s.error:
             lines.append(f"  shard {s.shard_id} {s.describe}: {s.state}, last error: {s.error}")
