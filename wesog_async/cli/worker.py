@@ -1,7 +1,11 @@
 """``wesog-async worker``: drain a scale-out job's shards (no task engine needed).
 
 Run as many copies as you like, on any machines that reach the job database
-and the API: k8s, systemd or slurm can each run N of them.
+and the API (and see the input files at the paths ``job create`` recorded):
+k8s, systemd or slurm can each run N of them. A fatal error on a shard (a
+rejected key, the API unreachable, an unreadable input) gives the shard back
+and exits with the status of the shared exit-code table, printed with
+``--quiet`` too.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="drain a scale-out job's shards (run N of them)",
         description="Claim JOB's shards one at a time with a lease and ingest each, until "
         "every shard is done; a shard whose worker died is taken over when its lease "
-        "runs out. Prints one JSON summary on stdout at the end.",
+        "runs out. A worker whose own lease was taken over meanwhile (it stalled) has its "
+        "next batch refused by the journal, stops that shard without sending more and "
+        "counts it as lost. Prints one JSON summary on stdout at the end.",
         epilog=exit_code_epilog(),
         formatter_class=HelpFormatter,
     )
