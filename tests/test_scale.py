@@ -295,8 +295,10 @@ async def test_a_stale_worker_is_fenced_off_its_taken_over_shard(
         assert not await leases.renew(pool, stale, 60, 999)
         counts = await run_shard(b, pool, postgres_dsn, heir, spec, lease_s=60)
     assert counts is not None
-    assert counts["total"] == counts["applied"] == 1000 and counts["resumed"] == 100
-    assert counts["resent"] == 0
+    assert counts["total"] == counts["applied"] == 1000 and counts["resent"] == 0
+    # Counted from the journal: both batches, or one if the stale worker
+    # stopped before it saw the second operation finish (the heir followed it).
+    assert counts["resumed"] in (50, 100)
     stats = counters.snapshot()
     assert stats["items_applied"] == 1000 and stats["duplicate_applies"] == 0
     assert counters.requests["POST /imgs"] == 20
