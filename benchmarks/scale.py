@@ -137,14 +137,25 @@ async def journal_overhead(dsn: str, batches: int, batch: int) -> dict[str, floa
     (insert submitting, accept, finish), per backend."""
     from wesog_async.bulk.journal import DONE, SUBMITTING, Binding, Journal, JournalRow
     from wesog_async.bulk.journal.postgres import PostgresJournal
+    from wesog_async.scale import JobSpec, ShardSpec, connect, create_job, leases
 
     binding = Binding("http://127.0.0.1:1", "bench", "create", False)
     ids = [f"img-{i}" for i in range(batch)]
     out: dict[str, float] = {}
+    tag = f"bench-{os.getpid()}-{time.monotonic_ns()}"
+    # A worker's journal: every insert checks its shard lease (the fence).
+    pool = await connect(dsn)
+    try:
+        await create_job(pool, tag, [ShardSpec("/dev/null", "jsonl", "file")], JobSpec())
+        lease = await leases.claim(pool, tag, "bench", 3600)
+        assert lease is not None
+    finally:
+        await pool.close()
     with tempfile.TemporaryDirectory() as tmp:
         backends = {
             "sqlite": Journal(os.path.join(tmp, "bench.journal")),
-            "postgresql": PostgresJournal(dsn, name=f"bench-{os.getpid()}-{time.monotonic_ns()}"),
+            "postgresql": PostgresJournal(dsn, name=tag),
+            "postgresql_fenced": PostgresJournal(dsn, name=f"{tag}/0", fence=leases.fence(lease)),
         }
         for name, journal in backends.items():
             async with journal:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +15,9 @@ import pytest
 
 from tests._services import unique_name
 from tests.conftest import API_KEY, make_client
+from wesog_async.bulk.journal import JournalRow
 from wesog_async.bulk.journal.postgres import PostgresJournal
+from wesog_async.cli.job import _render as render_status
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 from wesog_async.scale import (
     JobExistsError,
@@ -30,7 +33,9 @@ from wesog_async.scale import (
 )
 from wesog_async.scale.cooldown import SharedCoolDown
 from wesog_async.scale.db import journal_name
+from wesog_async.scale.jobs import BUCKETS
 from wesog_async.scale.shards import count_lines
+from wesog_async.scale.worker import run_shard
 
 
 def job_name(tag: str) -> str:
@@ -213,6 +218,167 @@ async def test_a_taken_over_shard_resumes_from_its_journal(
     assert stats["items_applied"] == 1000 and stats["duplicate_applies"] == 0
     status = await job_status(pool, job)
     assert status.complete and status.shards[0].report["resumed"] == 400
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = 10
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_stale_worker_is_fenced_off_its_taken_over_shard(
+    wesog_emulator: EmulatorServer,
+    postgres_dsn: str,
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker stalls past its lease (here: its operations are held by the
+    server while the clock runs out) and is taken over; when it goes on, its
+    next journal insert is refused under the new epoch, so it sends nothing
+    more and stops the shard. The new owner finishes it, with no record
+    applied twice."""
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, 0, 1000)
+    job = job_name("fence")
+    spec = JobSpec(batch_size=50, max_in_flight=1, max_pending_ops=2)
+    await create_job(pool, job, plan_shards([str(path)]), spec)
+    counters = wesog_emulator.state.counters
+    journal = journal_name(job, 0)
+
+    async def journal_rows() -> int:
+        n: int = await pool.fetchval(
+            "SELECT COUNT(*) FROM wesog_journal_batches WHERE journal = $1", journal
+        )
+        return n
+
+    async def accepted() -> bool:
+        n = await pool.fetchval(
+            "SELECT COUNT(*) FROM wesog_journal_batches WHERE journal = $1 AND op_id IS NOT NULL",
+            journal,
+        )
+        return bool(n == 2)
+
+    stale = await leases.claim(pool, job, "stale", 60)  # renewed every 2 s: never in time
+    assert stale is not None
+    wesog_emulator.state.pause_processing()
+    async with make_client(wesog_emulator) as a, make_client(wesog_emulator) as b:
+        running = asyncio.ensure_future(run_shard(a, pool, postgres_dsn, stale, spec, lease_s=60))
+        # Two batches sent and accepted; the third waits for a pending slot.
+        await wait_for(accepted, "two accepted batches")
+        assert counters.requests["POST /imgs"] == 2 and await journal_rows() == 2
+        # Its lease runs out and another worker takes the shard over.
+        await pool.execute(
+            "UPDATE wesog_shards SET lease_until = now() - interval '1 second' WHERE job = $1",
+            job,
+        )
+        heir = await leases.claim(pool, job, "heir", 60)
+        assert heir is not None and heir.takeover and heir.epoch == stale.epoch + 1
+        # The stale worker goes on: its two operations finish, and its next
+        # batch is refused by the fence before it is sent.
+        with caplog.at_level(logging.WARNING, logger="wesog_async.scale"):
+            wesog_emulator.state.resume_processing()
+            assert await asyncio.wait_for(running, 1.5) is None  # well before a renewal
+        assert "a journal write was refused" in caplog.text
+        assert counters.requests["POST /imgs"] == 2  # nothing sent after the takeover
+        # What it had sent stays journaled, with its op ids (the heir follows
+        # any operation it did not see finish).
+        sent = await pool.fetch(
+            "SELECT state, op_id FROM wesog_journal_batches WHERE journal = $1", journal
+        )
+        assert len(sent) == 2 and all(r["op_id"] is not None for r in sent)
+        assert {r["state"] for r in sent} <= {"accepted", "done"}
+        # Nor can it touch the shard row, while the heir finishes the shard from the journal.
+        assert not await leases.renew(pool, stale, 60, 999)
+        counts = await run_shard(b, pool, postgres_dsn, heir, spec, lease_s=60)
+    assert counts is not None
+    assert counts["total"] == counts["applied"] == 1000 and counts["resent"] == 0
+    # Counted from the journal: both batches, or one if the stale worker
+    # stopped before it saw the second operation finish (the heir followed it).
+    assert counts["resumed"] in (50, 100)
+    stats = counters.snapshot()
+    assert stats["items_applied"] == 1000 and stats["duplicate_applies"] == 0
+    assert counters.requests["POST /imgs"] == 20
+    status = await job_status(pool, job)
+    assert status.complete and status.shards[0].owner == "heir"
+
+
+async def test_the_fence_refuses_a_stale_epoch_and_admits_the_current_one(
+    postgres_dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, 0, 10)
+    job = job_name("fence-unit")
+    await create_job(pool, job, plan_shards([str(path)]), JobSpec())
+    old = await leases.claim(pool, job, "old", 30)
+    assert old is not None
+    await pool.execute("UPDATE wesog_shards SET lease_until = now() WHERE job = $1", job)
+    new = await leases.claim(pool, job, "new", 30)
+    assert new is not None
+    lost: list[int] = []
+    row = JournalRow(row_id=1, start=0, stop=10, state="submitting", image_ids=["x"])
+    name = journal_name(job, 0)
+    async with PostgresJournal(
+        postgres_dsn, name=name, fence=leases.fence(old, lambda: lost.append(1))
+    ) as stale:
+        with pytest.raises(leases.LeaseLostError, match="lost the lease"):
+            await stale.insert([row])
+        with pytest.raises(leases.LeaseLostError):
+            await stale.split(1, [row])
+    assert lost == [1, 1]
+    async with PostgresJournal(postgres_dsn, name=name, fence=leases.fence(new)) as current:
+        await current.insert([row])
+    ids = await pool.fetch("SELECT id FROM wesog_journal_batches WHERE journal = $1", name)
+    assert [r["id"] for r in ids] == [1]  # only the current owner's row
+
+
+async def test_status_counts_what_running_shards_have_journaled(
+    wesog_emulator: EmulatorServer, postgres_dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    with first.open("w") as f:
+        for i in range(300):
+            record: dict[str, str] = {"id": f"a-{i}", "src": f"https://cdn.example.com/{i}.jpg"}
+            if i == 10:
+                del record["src"]  # invalid
+            if i == 20:
+                record["src"] = "https://down.invalid/x.jpg"  # failed by the server
+            f.write(json.dumps(record) + "\n")
+    write_jsonl(second, 1000, 200)
+    job = job_name("live")
+    spec = JobSpec(batch_size=50)
+    await create_job(pool, job, plan_shards([str(first), str(second)]), spec)
+    running = await leases.claim(pool, job, "busy", 30)
+    assert running is not None and running.shard.path == str(first)
+    status = await job_status(pool, job)
+    assert status.buckets() == dict.fromkeys((*BUCKETS, "resent", "total"), 0)
+    # Half of the first shard goes through its journal; its worker is still on it.
+    journal = PostgresJournal(postgres_dsn, name=journal_name(job, running.shard_id))
+    async with make_client(wesog_emulator) as client:
+        with open_shard(running.shard) as source:
+            part = list(itertools.islice(iter(source), 150))
+        report = await client.images.ingest_all(part, batch_size=50, journal=journal)
+        assert (report.applied, report.failed, report.invalid) == (148, 1, 1)
+        status = await job_status(pool, job)
+        assert status.count("leased") == 1 and status.count("done") == 0
+        live = {"applied": 148, "failed": 1, "invalid": 1, "unknown": 0, "not_sent": 0}
+        assert status.buckets() == {**live, "resent": 0, "total": 150}
+        assert status.as_dict()["records"]["applied"] == 148
+        assert status.records_read >= 150  # the journal proves them read, before a checkpoint
+        text = render_status(status)
+        assert "records: 148 applied, 1 failed, 1 invalid" in text
+        assert f"shard {running.shard_id} " in text and "148 applied, lease" in text
+        # The second shard done: its report counts, plus the first one's journal.
+        other = await leases.claim(pool, job, "quick", 30)
+        assert other is not None and other.shard.path == str(second)
+        assert await run_shard(client, pool, postgres_dsn, other, spec, lease_s=30)
+    status = await job_status(pool, job)
+    assert status.count("done") == 1
+    assert status.buckets()["applied"] == 148 + 200 and status.buckets()["total"] == 350
+    assert status.shards[other.shard_id].journaled is None  # a done shard: its report only
 
 
 async def test_a_429_cools_every_worker_down(

@@ -84,7 +84,11 @@ EXIT_CODES: Final[tuple[tuple[int, str], ...]] = (
         "usage or configuration error: bad arguments, unreadable input, no or rejected "
         "API key (401/403), refused base URL",
     ),
-    (EXIT_CONNECTION, "connection failure: the API could not be reached or did not answer"),
+    (
+        EXIT_CONNECTION,
+        "connection failure: the API (or the job database of `job`/`worker`) could not be "
+        "reached or did not answer",
+    ),
     (EXIT_API_ERROR, "the API refused the request: another 4xx (400, 409, 413, 422, 429)"),
     (EXIT_NOT_FOUND, "not found (404): no such image or operation"),
     (EXIT_SERVER_ERROR, "server error (5xx after retries) or a response that does not parse"),

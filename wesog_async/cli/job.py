@@ -9,11 +9,13 @@ import sys
 from typing import Any, Final
 
 from wesog_async.cli._common import (
+    EXIT_CONNECTION,
     EXIT_FAILED,
     EXIT_OK,
     INPUT_FORMATS,
     HelpFormatter,
     UsageError,
+    err,
     exit_code_epilog,
     guarded,
     info,
@@ -120,8 +122,10 @@ def _render(status: Any) -> str:
         if s.state == "leased":
             left = s.lease_left_s or 0.0
             note = f"STUCK, lease expired {-left:.1f} s ago" if left < 0 else f"lease {left:.1f} s"
+            applied = "" if s.journaled is None else f", {s.journaled['applied']:,} applied"
             lines.append(
-                f"  shard {s.shard_id} {s.describe}: {s.owner}, {s.records_read:,} read, {note}"
+                f"  shard {s.shard_id} {s.describe}: {s.owner}, {s.records_read:,} read"
+                f"{applied}, {note}"
             )
         elif s.error:
             lines.append(f"  shard {s.shard_id} {s.describe}: {s.state}, last error: {s.error}")
@@ -155,13 +159,27 @@ async def _create(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class DatabaseUnreachableError(Exception):
+    """The job database could not be reached (exit status 3, a connection failure)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(f"cannot reach the job database: {error}")
+
+
+def unreachable(command: str, exc: DatabaseUnreachableError | OSError) -> int:
+    """Report an unreachable job database (shown with --quiet too): exit status 3."""
+    message = exc if isinstance(exc, DatabaseUnreachableError) else DatabaseUnreachableError(exc)
+    err(f"wesog-async {command}: {message}")
+    return EXIT_CONNECTION
+
+
 async def _connect(connect: Any, dsn: str) -> Any:
     try:
         return await connect(dsn)
-    except ValueError as exc:
+    except ValueError as exc:  # not a postgresql:// URL, or refused (role, password, database)
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot reach the job database: {exc}") from None
+        raise DatabaseUnreachableError(exc) from None
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -187,9 +205,22 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return run_loop(_create(args) if args.action == "create" else _status(args))
+    try:
+        return run_loop(_create(args) if args.action == "create" else _status(args))
+    except DatabaseUnreachableError as exc:
+        return unreachable(NAME, exc)
 
 
 run = guarded(_run)
 
-__all__ = ["ENV_JOURNAL", "EXIT_FAILED", "NAME", "add", "add_journal", "journal_of", "run"]
+__all__ = [
+    "ENV_JOURNAL",
+    "EXIT_FAILED",
+    "NAME",
+    "DatabaseUnreachableError",
+    "add",
+    "add_journal",
+    "journal_of",
+    "run",
+    "unreachable",
+]

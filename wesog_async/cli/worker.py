@@ -1,7 +1,11 @@
 """``wesog-async worker``: drain a scale-out job's shards (no task engine needed).
 
 Run as many copies as you like, on any machines that reach the job database
-and the API: k8s, systemd or slurm can each run N of them.
+and the API (and see the input files at the paths ``job create`` recorded):
+k8s, systemd or slurm can each run N of them. A fatal error on a shard (a
+rejected key, the API unreachable, an unreadable input) gives the shard back
+and exits with the status of the shared exit-code table, printed with
+``--quiet`` too.
 """
 
 from __future__ import annotations
@@ -9,15 +13,19 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
+from wesog_async import WesogError
 from wesog_async.cli._common import (
-    EXIT_FAILED,
+    EXIT_CONNECTION,
     EXIT_OK,
+    EXIT_USAGE,
     HelpFormatter,
     UsageError,
     add_connection,
     add_logging,
     add_quiet,
+    err,
     exit_code_epilog,
+    exit_code_for,
     guarded,
     info,
     make_client,
@@ -25,7 +33,7 @@ from wesog_async.cli._common import (
     run_loop,
 )
 from wesog_async.cli._logging import library_logs
-from wesog_async.cli.job import add_journal, journal_of
+from wesog_async.cli.job import add_journal, journal_of, unreachable
 from wesog_async.scale import ShardError, run_worker
 
 NAME: Final = "worker"
@@ -37,7 +45,9 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="drain a scale-out job's shards (run N of them)",
         description="Claim JOB's shards one at a time with a lease and ingest each, until "
         "every shard is done; a shard whose worker died is taken over when its lease "
-        "runs out. Prints one JSON summary on stdout at the end.",
+        "runs out. A worker whose own lease was taken over meanwhile (it stalled) has its "
+        "next batch refused by the journal, stops that shard without sending more and "
+        "counts it as lost. Prints one JSON summary on stdout at the end.",
         epilog=exit_code_epilog(),
         formatter_class=HelpFormatter,
     )
@@ -60,6 +70,17 @@ def add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_connection(parser)
 
 
+def shard_exit_code(error: BaseException) -> int:
+    """The exit status for the error that stopped a shard: the table's, with
+    the shard's input unreadable here a usage error (2) and the job database
+    gone a connection failure (3)."""
+    if isinstance(error, ConnectionError | TimeoutError):
+        return EXIT_CONNECTION
+    if isinstance(error, OSError) and not isinstance(error, WesogError):
+        return EXIT_USAGE  # no such file on this machine, permission denied, ...
+    return exit_code_for(error)
+
+
 async def _worker(args: argparse.Namespace) -> int:
 
     if args.lease <= 0:
@@ -78,12 +99,14 @@ async def _worker(args: argparse.Namespace) -> int:
         except LookupError as exc:
             raise UsageError(str(exc)) from None
         except ShardError as exc:
-            info(args, f"wesog-async {NAME}: {exc}")
-            return EXIT_FAILED
-        except ValueError as exc:
+            # An error: shown with --quiet too, and its status from the table
+            # (a rejected key is 2, an unreachable API 3, ...).
+            err(f"wesog-async {NAME}: {exc}")
+            return shard_exit_code(exc.error)
+        except ValueError as exc:  # not a postgresql:// URL, or refused (role, password, ...)
             raise UsageError(str(exc)) from None
         except OSError as exc:
-            raise UsageError(f"cannot reach the job database: {exc}") from None
+            return unreachable(NAME, exc)
     out(
         {
             "worker": report.worker_id, "shards": report.shards, "takeovers": report.takeovers,

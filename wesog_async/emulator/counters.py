@@ -15,7 +15,7 @@ class Counters:
     is a write that changed the store; a non-strict write of a missing id is a
     skip, not an apply. A *duplicate apply* is an apply identical (method and
     content) to the last one applied to the same image id: the signature of a
-    request applied twice.
+    request applied twice; ``duplicated`` holds the keys it happened to.
     """
 
     def __init__(self) -> None:
@@ -31,6 +31,7 @@ class Counters:
         self.items_skipped = 0
         self.items_failed = 0
         self.duplicate_applies = 0
+        self.duplicated: set[tuple[int, str]] = set()
         self.ops_created = 0
         self.ops_finished = 0
         self.ops_cancelled = 0
@@ -44,6 +45,7 @@ class Counters:
         last = self._last_apply
         if last.get(key) == signature:
             self.duplicate_applies += 1
+            self.duplicated.add(key)
         last[key] = signature
         counts = self.applies_by_image
         counts[key] = counts.get(key, 0) + 1  # not += 1: Counter.__missing__ is slow
@@ -59,6 +61,7 @@ class Counters:
             "items_failed": self.items_failed,
             "duplicate_applies": self.duplicate_applies,
             "max_applies_per_image": max(self.applies_by_image.values(), default=0),
+            "duplicate_image_ids": sorted({image_id for _, image_id in self.duplicated}),
             "ops_created": self.ops_created,
             "ops_finished": self.ops_finished,
             "ops_cancelled": self.ops_cancelled,

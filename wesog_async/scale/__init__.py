@@ -15,6 +15,7 @@ extra. Modules: :mod:`.shards` (planning and reading), :mod:`.db` (tables),
 
 from wesog_async.scale.db import connect
 from wesog_async.scale.jobs import JobExistsError, JobSpec, JobStatus, create_job, job_status
+from wesog_async.scale.leases import LeaseLostError
 from wesog_async.scale.shards import ShardSpec, open_shard, plan_shards
 from wesog_async.scale.worker import ShardError, WorkerReport, run_worker
 
@@ -22,6 +23,7 @@ __all__ = [
     "JobExistsError",
     "JobSpec",
     "JobStatus",
+    "LeaseLostError",
     "ShardError",
     "ShardSpec",
     "WorkerReport",

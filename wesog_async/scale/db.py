@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS wesog_cooldowns (
 """
 
 
+class DatabaseRefusedError(ValueError):
+    """The job database answered but refused the connection (a role, password
+    or database it does not have): a configuration error, not an outage."""
+
+
 def check_dsn(dsn: str) -> str:
     """``dsn`` if it is a ``postgresql://`` URL (without a ``journal=`` part)."""
     if not is_postgres_dsn(dsn):
@@ -90,7 +95,13 @@ async def connect(dsn: str) -> asyncpg.Pool:
         raise RuntimeError(
             'scale-out jobs need asyncpg: pip install "wesog-async[postgres]"'
         ) from None
-    pool = await asyncpg.create_pool(check_dsn(dsn), min_size=1, max_size=4)
+    base = check_dsn(dsn)
+    try:
+        pool = await asyncpg.create_pool(base, min_size=1, max_size=4)
+    except asyncpg.PostgresError as exc:  # reached, and refused: no such role, database, ...
+        raise DatabaseRefusedError(
+            f"the job database {redact_dsn(base)} refused the connection: {exc}"
+        ) from exc
     try:
         async with pool.acquire() as conn:
             await ensure_journal_schema(conn)
@@ -108,6 +119,7 @@ __all__ = [
     "LEASED",
     "PENDING",
     "SHARD_STATES",
+    "DatabaseRefusedError",
     "check_dsn",
     "connect",
     "journal_name",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from wesog_async.bulk.journal.base import DONE as ROW_DONE
 from wesog_async.scale.db import DONE, LEASED, PENDING
 from wesog_async.scale.shards import ShardSpec
 
@@ -123,6 +124,8 @@ class ShardStatus:
     records_read: int
     report: dict[str, int] | None
     error: str | None
+    #: For a shard not done: the records its journal holds as done so far.
+    journaled: dict[str, int] | None = None
 
 
 @attrs.frozen
@@ -155,12 +158,17 @@ class JobStatus:
         return all(s.state == DONE for s in self.shards)
 
     def buckets(self) -> dict[str, int]:
-        """Records per bucket over the done shards, plus ``resent`` and ``total``."""
+        """Records per bucket, plus ``resent`` and ``total``: the reports of
+        the done shards, and for the others (running, or given back) the
+        batches their journals hold as done so far. A running shard's count
+        is final once it is done (until then a record resent after an unknown
+        outcome can show in both)."""
         out = dict.fromkeys((*BUCKETS, "resent", "total"), 0)
         for s in self.shards:
-            if s.report is not None:
+            counts = s.report if s.report is not None else s.journaled
+            if counts is not None:
                 for key in out:
-                    out[key] += int(s.report.get(key, 0))
+                    out[key] += int(counts.get(key, 0))
         return out
 
     @property
@@ -199,6 +207,32 @@ class JobStatus:
         }
 
 
+def _entries(column: str) -> str:
+    return f"COALESCE(json_array_length(b.{column}::json), 0)"
+
+
+# The done batches of every shard not done yet, from the shards' journals
+# (``{job}/{id}``, by their primary key): one indexed range per running shard.
+_JOURNALED: Final = f"""
+SELECT s.id,
+    SUM(b.n_applied) AS applied, SUM({_entries("failed")}) AS failed,
+    SUM({_entries("invalid")}) AS invalid, SUM({_entries("unknown")}) AS unknown,
+    SUM(CASE WHEN b.resent THEN b.n_applied + {_entries("failed")} + {_entries("unknown")}
+        ELSE 0 END) AS resent
+FROM wesog_shards AS s
+JOIN wesog_journal_batches AS b ON b.journal = s.job || '/' || s.id::text AND b.state = '{ROW_DONE}'
+WHERE s.job = $1 AND s.state <> '{DONE}'
+GROUP BY s.id
+"""
+
+
+def _journaled(row: asyncpg.Record) -> dict[str, int]:
+    counts = {key: int(row[key]) for key in ("applied", "failed", "invalid", "unknown", "resent")}
+    counts["not_sent"] = 0
+    counts["total"] = sum(counts[key] for key in BUCKETS)
+    return counts
+
+
 async def job_status(conn: asyncpg.Connection | asyncpg.Pool, job: str) -> JobStatus:
     """The status of ``job``; ``LookupError`` if there is no such job."""
     spec = await load_spec(conn, job)
@@ -208,6 +242,7 @@ async def job_status(conn: asyncpg.Connection | asyncpg.Pool, job: str) -> JobSt
         "started_at, finished_at FROM wesog_shards WHERE job = $1 ORDER BY id",
         job,
     )
+    journaled = {r["id"]: _journaled(r) for r in await conn.fetch(_JOURNALED, job)}
     now = await conn.fetchval("SELECT now()")
     started = [r["started_at"] for r in rows if r["started_at"] is not None]
     elapsed = 0.0
@@ -224,9 +259,11 @@ async def job_status(conn: asyncpg.Connection | asyncpg.Pool, job: str) -> JobSt
             lease_left_s=None if r["lease_left"] is None else float(r["lease_left"]),
             claims=r["claims"],
             takeovers=r["takeovers"],
-            records_read=r["records_read"],
+            # The last checkpoint, or more if the journal already holds more.
+            records_read=max(r["records_read"], journaled.get(r["id"], {}).get("total", 0)),
             report=None if r["report"] is None else json.loads(r["report"]),
             error=r["error"],
+            journaled=None if r["state"] == DONE else journaled.get(r["id"]),
         )
         for r in rows
     )

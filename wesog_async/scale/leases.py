@@ -4,13 +4,17 @@ A claim takes a pending shard, or a leased one whose lease ran out (a
 takeover), and raises the shard's ``epoch``. Renewing, completing and
 releasing all require the epoch of the claim, so a worker whose lease was
 taken over learns it at its next renewal and stops, and can never mark the
-shard done behind the new owner's back. Lease times are the database's clock,
-never a worker's.
+shard done behind the new owner's back. The shard's journal is fenced by the
+lease too (:func:`fence`): every journal insert, which comes before each batch
+is sent, checks the epoch in its own transaction, so a worker that stalled
+past its lease and was taken over sends nothing more. Lease times are the
+database's clock, never a worker's.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -50,6 +54,42 @@ class Lease:
     owner: str
     shard: ShardSpec
     takeover: bool
+
+
+class LeaseLostError(RuntimeError):
+    """A shard's lease is no longer this worker's (it ran out and another
+    worker took the shard over): the journal write that found out was refused."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        super().__init__(
+            f"lost the lease of job {lease.job!r} shard {lease.shard_id} (epoch {lease.epoch}) "
+            "to another worker: nothing more is sent for it"
+        )
+
+
+_HELD: Final = (
+    "SELECT true FROM wesog_shards "
+    f"WHERE job = $1 AND id = $2 AND epoch = $3 AND state = '{LEASED}' FOR SHARE"
+)
+
+
+def fence(
+    lease: Lease, on_lost: Callable[[], None] | None = None
+) -> Callable[[asyncpg.Connection[Any]], Awaitable[None]]:
+    """A :class:`~wesog_async.bulk.journal.postgres.PostgresJournal` fence for
+    ``lease``: in the write's transaction, check that the shard is still
+    leased under the claim's epoch (``FOR SHARE``, so a takeover waits for the
+    write to commit, or the write sees the takeover), else call ``on_lost``
+    and raise :class:`LeaseLostError`, which refuses the write."""
+
+    async def check(conn: asyncpg.Connection[Any]) -> None:
+        if not await conn.fetchval(_HELD, lease.job, lease.shard_id, lease.epoch):
+            if on_lost is not None:
+                on_lost()
+            raise LeaseLostError(lease)
+
+    return check
 
 
 async def claim(pool: asyncpg.Pool, job: str, owner: str, lease_s: float) -> Lease | None:
@@ -107,4 +147,13 @@ async def unfinished(pool: asyncpg.Pool, job: str) -> tuple[int, float | None]:
     return int(row["open"]), None if expiry is None else float(expiry)
 
 
-__all__ = ["Lease", "claim", "complete", "release", "renew", "unfinished"]
+__all__ = [
+    "Lease",
+    "LeaseLostError",
+    "claim",
+    "complete",
+    "fence",
+    "release",
+    "renew",
+    "unfinished",
+]

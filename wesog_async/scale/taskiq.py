@@ -6,7 +6,7 @@
     drain = setup_broker(broker, dsn)                 # hooks + the drain task
     # coordinator (any process):
     await broker.startup()
-    await start_job(broker, drain, dsn, "upload-1", plan_shards(["in/*.jsonl"]), JobSpec(), tasks=8)
+    await start_job(drain, dsn, "upload-1", plan_shards(["in/*.jsonl"]), JobSpec(), tasks=8)
     # workers: taskiq worker yourmodule:broker
 
 Each taskiq worker process opens one long-lived :class:`~wesog_async.WesogClient`

@@ -10,11 +10,18 @@ writes, which stay unknown) - exactly a local resume.
 
 While a shard runs, its lease is renewed every third of ``lease_s`` (at
 least every 2 s), with the records read so far (a checkpoint for ``job
-status``). A worker that cannot renew (its lease was taken over, or the
-database is unreachable for most of a lease) stops that shard at once. Two
-workers can write one shard's journal at the same time only if one of them
-hung for most of a lease (journal writes are not fenced by the lease); the
-lease epoch still keeps the stale one from marking the shard done.
+status``). The shard's journal is fenced by the lease: the ``submitting``
+insert that comes before each batch is sent checks, in the same transaction,
+that the lease's epoch is still the shard's (:func:`.leases.fence`). A worker
+that stalled past its lease (a GC pause, SIGSTOP, a frozen VM) and was taken
+over therefore sends nothing more: its next batch is refused before it
+leaves, and it stops the shard at once and counts it ``lost``. What it had
+already sent stays journaled (its op ids are recorded and followed for the
+grace period, then by the new owner), and the new owner resends only what
+never got an op id, reported ``resent``. A worker that cannot renew (its
+lease was taken over, or the database is unreachable for most of a lease)
+stops the shard in the same way, and the epoch keeps a stale worker from
+marking the shard done.
 """
 
 from __future__ import annotations
@@ -106,16 +113,39 @@ async def run_shard(
     *,
     lease_s: float = DEFAULT_LEASE_S,
 ) -> dict[str, int] | None:
-    """Ingest one leased shard; its counts, or None if the lease was lost."""
+    """Ingest one leased shard; its counts, or None if the lease was lost (a
+    renewal or a fenced journal insert was refused: the shard was stopped)."""
     read = 0
 
     def on_progress(progress: Any) -> None:
         nonlocal read
         read = progress.read
 
-    journal = PostgresJournal(dsn, name=journal_name(lease.job, lease.shard_id))
-    source = open_shard(lease.shard)
-    ingest = asyncio.get_running_loop().create_task(
+    ingest: asyncio.Task[Any] | None = None
+    lost = False
+
+    def lease_lost() -> None:  # a fenced journal insert was refused: stop at once
+        nonlocal lost
+        if not lost:
+            logger.warning(
+                "lease of shard %d was taken over (a journal write was refused): stopping it, "
+                "nothing more is sent",
+                lease.shard_id,
+            )
+        lost = True
+        if ingest is not None:
+            ingest.cancel()
+
+    journal = PostgresJournal(
+        dsn, name=journal_name(lease.job, lease.shard_id), fence=leases.fence(lease, lease_lost)
+    )
+    try:
+        source = open_shard(lease.shard)
+    except (OSError, ValueError) as exc:  # e.g. the input is not at that path on this machine
+        with contextlib.suppress(Exception):
+            await leases.release(pool, lease, f"{type(exc).__name__}: {exc}")
+        raise ShardError(lease.job, lease.shard_id, exc) from exc
+    shard_task = asyncio.get_running_loop().create_task(
         client.images.ingest_all(
             source,
             mode=spec.mode,  # type: ignore[arg-type]
@@ -128,12 +158,12 @@ async def run_shard(
         ),
         name=f"wesog-shard-{lease.job}/{lease.shard_id}",
     )
-    lost = False
+    ingest = shard_task
 
     async def renew_loop() -> None:
         nonlocal lost
         last_ok = time.monotonic()
-        while not ingest.done():
+        while not shard_task.done():
             await asyncio.sleep(min(lease_s * _RENEW_FRACTION, _CHECKPOINT_MAX_S))
             try:
                 if await leases.renew(pool, lease, lease_s, read):
@@ -146,16 +176,19 @@ async def run_shard(
                     continue
                 logger.error("no lease renewal for most of a lease (%s): stopping it", exc)
             lost = True
-            ingest.cancel()
+            shard_task.cancel()
             return
 
     renewer = asyncio.get_running_loop().create_task(renew_loop())
     try:
-        report = await ingest
+        report = await shard_task
     except asyncio.CancelledError:
         if lost:
             return None
         raise
+    except leases.LeaseLostError:
+        lost = True
+        return None
     except BaseException as exc:
         with contextlib.suppress(Exception):
             await leases.release(pool, lease, f"{type(exc).__name__}: {exc}")

@@ -13,6 +13,14 @@ Pass ``journal="postgresql://user@host/db"`` (the journal is named
 :class:`PostgresJournal` to an ingestion. Writes go over one connection, in
 the order they are issued; each returns once committed, and a cancelled
 caller does not cancel its write.
+
+A ``fence`` (a coroutine function given the connection) runs inside the
+transaction of every write that adds rows - :meth:`PostgresJournal.insert`,
+which comes before each batch is sent, and :meth:`PostgresJournal.split` -
+and refuses the write by raising. A scale-out worker fences its shard's
+journal with its lease (:func:`wesog_async.scale.leases.fence`), so a worker
+whose lease was taken over can send nothing more: its next batch is refused
+before it leaves.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 T = TypeVar("T")
+
+#: Run in the transaction of every insert and split; raises to refuse the write.
+JournalFence = Callable[["asyncpg.Connection[Any]"], Awaitable[None]]
 
 SCHEMA_VERSION: Final = 1
 DSN_SCHEMES: Final = ("postgresql", "postgres")
@@ -104,6 +115,11 @@ def redact_dsn(dsn: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _dumps(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":")) if value else None
 
@@ -158,16 +174,22 @@ class PostgresJournal:
     names the journal, else ``name``, else ``"default"``). Use as ``async
     with PostgresJournal(dsn, name)`` or pass it as ``journal=``; many
     journals share one database, each under its own name. Needs ``asyncpg``
-    (``pip install "wesog-async[postgres]"``).
+    (``pip install "wesog-async[postgres]"``). ``fence``, if given, is
+    awaited in the transaction of every :meth:`insert` and :meth:`split`
+    (before the rows are written) and refuses the write by raising (see the
+    module docstring).
     """
 
-    def __init__(self, dsn: str, name: str | None = None) -> None:
+    def __init__(
+        self, dsn: str, name: str | None = None, *, fence: JournalFence | None = None
+    ) -> None:
         if not is_postgres_dsn(dsn):
             raise ValueError(f"dsn must be a postgresql:// URL, got {redact_dsn(str(dsn))!r}")
         self._dsn, from_url = split_dsn(dsn)
         self._name = name or from_url or "default"
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
+        self._fence = fence
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
@@ -256,7 +278,10 @@ class PostgresJournal:
                 return await fn(conn)
 
         # Shielded: a cancelled caller must not cancel a write queued behind others.
-        return await asyncio.shield(asyncio.ensure_future(locked()))
+        write = asyncio.ensure_future(locked())
+        # Its error, if the caller was cancelled meanwhile, is nobody's to log.
+        write.add_done_callback(_consume)
+        return await asyncio.shield(write)
 
     # -- the backend interface -------------------------------------------------
 
@@ -285,20 +310,29 @@ class PostgresJournal:
         return await self._call(run)
 
     async def insert(self, rows: Sequence[JournalRow]) -> None:
-        """Store new rows."""
+        """Store new rows (behind the fence, if any, in one transaction)."""
         args = [_insert_args(self._name, r) for r in rows]
+        fence = self._fence
 
         async def run(conn: asyncpg.Connection) -> None:
-            await conn.executemany(_INSERT, args)
+            if fence is None:
+                await conn.executemany(_INSERT, args)
+                return
+            async with conn.transaction():
+                await fence(conn)
+                await conn.executemany(_INSERT, args)
 
         await self._call(run)
 
     async def split(self, old_row_id: int, rows: Sequence[JournalRow]) -> None:
-        """Replace a row by its halves, in one transaction."""
+        """Replace a row by its halves, in one transaction (behind the fence, if any)."""
         args = [_insert_args(self._name, r) for r in rows]
+        fence = self._fence
 
         async def run(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
+                if fence is not None:
+                    await fence(conn)
                 await conn.execute(
                     "DELETE FROM wesog_journal_batches WHERE journal = $1 AND id = $2",
                     self._name,
@@ -401,4 +435,11 @@ class PostgresJournal:
         return await self._call(run)
 
 
-__all__ = ["DSN_SCHEMES", "SCHEMA_VERSION", "PostgresJournal", "is_postgres_dsn", "split_dsn"]
+__all__ = [
+    "DSN_SCHEMES",
+    "SCHEMA_VERSION",
+    "JournalFence",
+    "PostgresJournal",
+    "is_postgres_dsn",
+    "split_dsn",
+]
