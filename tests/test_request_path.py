@@ -23,6 +23,7 @@ from wesog_async import (
     ResponseTooLargeError,
     ResponseValidationError,
     RetryPolicy,
+    TransportError,
     WesogClient,
 )
 
@@ -137,6 +138,83 @@ async def test_a_per_call_response_timeout_overrides_the_client_default(
             await client.images.create({"id": "a", "src": SRC}, strict=True, response_timeout=0.05)
     assert info.value.image_ids == ("a",)
     assert ops.posts == 1, "a strict write that may have been applied is never resent"
+
+
+def slow_app(delay: float) -> web.Application:
+    """Every read-like route answers correctly, ``delay`` seconds late."""
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(delay)
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else request.path
+        if path == "/ops/{op_id}":
+            return web.json_response(op_body(int(request.match_info["op_id"]), finished=True))
+        if path == "/ops":
+            return web.json_response([op_body(1, finished=True)])
+        if path == "/tag/image":
+            return web.json_response({"keywords": ["dog"]})
+        return web.json_response({"results": [{"image_id": "a"}], "count": 1})
+
+    app = web.Application()
+    app.router.add_get("/ops/{op_id}", answer)
+    app.router.add_delete("/ops/{op_id}", answer)
+    app.router.add_get("/ops", answer)
+    app.router.add_post("/tag/image", answer)
+    app.router.add_get("/imgs", answer)
+    return app
+
+
+async def _search_all(client: WesogClient, **kwargs: Any) -> list[str | None]:
+    return [image.image_id async for image in client.images.search_iter(**kwargs)]
+
+
+REQUEST_METHODS: dict[str, Any] = {
+    "ops.get": lambda c, **kw: c.ops.get(1, **kw),
+    "ops.list": lambda c, **kw: c.ops.list(**kw),
+    "ops.cancel": lambda c, **kw: c.ops.cancel(1, **kw),
+    "tag.image": lambda c, **kw: c.tag.image(b"jpeg bytes", **kw),
+    "images.search_iter": _search_all,
+}
+
+
+@pytest.mark.parametrize("method", sorted(REQUEST_METHODS))
+async def test_response_timeout_on_every_request_method(
+    aiohttp_server: ServerFactory, method: str
+) -> None:
+    url = await start(aiohttp_server, slow_app(0.3))
+    call = REQUEST_METHODS[method]
+    no_retry = RetryPolicy(attempts=1)
+    async with make_client(url, key=KEY, timeout=5.0, retry=no_retry) as client:
+        assert await call(client)  # 0.3 s is well within the client's 5 s
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(TransportError, match="timed out waiting for the response"):
+            await call(client, response_timeout=0.05)
+        assert loop.time() - t0 < 0.25, "the per-call timeout was not applied"
+    # A per-call timeout longer than the client's is honoured too.
+    async with make_client(url, key=KEY, timeout=0.05, retry=no_retry) as client:
+        assert await call(client, response_timeout=5.0)
+
+
+def test_every_request_method_takes_response_timeout() -> None:
+    """What README promises: each method that sends requests of its own has it
+    (``follow``/``wait`` only poll, under the client's timeout and your deadline)."""
+    import inspect
+
+    from wesog_async._images import ImagesAPI
+    from wesog_async._ops import OpsAPI
+    from wesog_async._tag import TagAPI
+
+    polls_or_bulk = {"follow", "wait", "ingest", "ingest_all"}
+    missing = [
+        f"{api.__name__}.{name}"
+        for api in (ImagesAPI, OpsAPI, TagAPI)
+        for name, fn in vars(api).items()
+        if not name.startswith("_") and callable(fn) and name not in polls_or_bulk
+        if "response_timeout" not in inspect.signature(fn).parameters
+    ]
+    assert missing == []
 
 
 # -- F29: transient errors on polls are retried ---------------------------------

@@ -311,6 +311,7 @@ class ImagesAPI:
         fields: Iterable[str] | None = None,
         lang: str | None = None,
         max_pages: int | None = None,
+        response_timeout: float | None = None,
     ) -> AsyncIterator[Image]:
         """Every result across pages, ``limit`` at a time.
 
@@ -320,6 +321,7 @@ class ImagesAPI:
         before (a server ignoring ``page``) raises
         :class:`ResponseValidationError`. Results that change between pages
         may be skipped or repeated (the API pages by offset).
+        ``response_timeout`` overrides the client's ``timeout=`` for each page.
         """
         fields = list(fields) if fields is not None else None
         page = 1
@@ -331,6 +333,7 @@ class ImagesAPI:
             result = await self.search(
                 q, page=page, limit=limit, sort_by=sort_by, sort_order=sort_order,
                 fields=fields, lang=lang, count=True if page == 1 else None,
+                response_timeout=response_timeout,
             )  # fmt: skip
             if page == 1 and result.count is not None:
                 total = result.count
