@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from collections import Counter
 from typing import Any
 
@@ -330,6 +331,73 @@ async def test_f31_search_iter_ends_on_an_exact_multiple(aiohttp_server: ServerF
     async with make_client(url, key=KEY) as client:
         ids = [image.image_id async for image in client.images.search_iter(limit=100)]
     assert len(ids) == 200 and len(set(ids)) == 200
+
+
+def uneven_search_app(sizes: list[int], *, count: int | None) -> web.Application:
+    """Page ``n`` holds ``sizes[n - 1]`` results (none past the list), whatever
+    the ``limit``: a server that cuts pages by bytes, or loses results to
+    deletes between pages. The first page reports ``count``."""
+    requests: list[dict[str, str]] = []
+    starts = [sum(sizes[:n]) for n in range(len(sizes) + 1)]
+
+    async def search(request: web.Request) -> web.Response:
+        requests.append(dict(request.query))
+        page = int(request.query.get("page", "1"))
+        if page > len(sizes):
+            results: list[dict[str, str]] = []
+        else:
+            results = [{"image_id": f"i{n}"} for n in range(starts[page - 1], starts[page])]
+        asked = request.query.get("count") == "true"
+        return web.json_response({"results": results, "count": count if asked else None})
+
+    app = web.Application()
+    app.router.add_get("/imgs", search)
+    app["requests"] = requests
+    return app
+
+
+async def test_f31_search_iter_follows_the_count_past_short_pages(
+    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    sizes = [100, 37, 100, 1, 62]
+    app = uneven_search_app(sizes, count=sum(sizes))
+    url = await start(aiohttp_server, app)
+    with caplog.at_level(logging.WARNING, logger="wesog_async"):
+        async with make_client(url, key=KEY) as client:
+            ids = [image.image_id async for image in client.images.search_iter(limit=100)]
+    assert ids == [f"i{n}" for n in range(300)]
+    assert [r["page"] for r in app["requests"]] == ["1", "2", "3", "4", "5"]
+    assert not caplog.records, "the count was reached: nothing to warn about"
+
+
+async def test_f31_without_a_count_a_short_page_still_ends_search_iter(
+    aiohttp_server: ServerFactory,
+) -> None:
+    app = uneven_search_app([100, 37, 100], count=None)
+    url = await start(aiohttp_server, app)
+    async with make_client(url, key=KEY) as client:
+        ids = [image.image_id async for image in client.images.search_iter(limit=100)]
+    assert len(ids) == 137 and len(app["requests"]) == 2
+
+
+@pytest.mark.parametrize("sizes", [[50, 50, 20], []], ids=["overstated", "all-empty"])
+async def test_f31_an_empty_page_before_the_count_ends_search_iter_with_a_warning(
+    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture, sizes: list[int]
+) -> None:
+    # The count says 1,000 remain; the server has fewer, then keeps answering
+    # empty pages: one empty page ends it, and says so.
+    app = uneven_search_app(sizes, count=1000)
+    url = await start(aiohttp_server, app)
+    with caplog.at_level(logging.WARNING, logger="wesog_async"):
+        async with make_client(url, key=KEY) as client:
+            ids = [image.image_id async for image in client.images.search_iter(limit=50)]
+    assert ids == [f"i{n}" for n in range(sum(sizes))]
+    assert len(app["requests"]) == len(sizes) + 1
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert f"after {sum(sizes)} of the 1000 results" in record.getMessage()
+    assert record.__dict__["wesog_seen"] == sum(sizes)
+    assert record.__dict__["wesog_count"] == 1000
 
 
 async def test_f31_search_iter_fails_when_the_server_ignores_page(
