@@ -22,7 +22,7 @@ from wesog_async import (
 from wesog_async._sansio import error_for_status
 from wesog_async.bulk.batcher import Batcher
 from wesog_async.bulk.journal import ACCEPTED, DONE, SUBMITTING, JournalRow
-from wesog_async.bulk.options import build_options
+from wesog_async.bulk.options import IngestKeywords, build_options
 from wesog_async.bulk.outcomes import submit_bucket
 from wesog_async.bulk.records import Encoder
 from wesog_async.bulk.report import Tally
@@ -140,6 +140,28 @@ def test_options_merge_and_stay_frozen() -> None:
         merged.batch_size_for(100, 10)
     with pytest.raises(AttributeError):
         merged.strict = False  # type: ignore[misc]
+
+
+def test_ingest_keywords_are_the_ingest_options_field_for_field() -> None:
+    """``IngestKeywords`` (what ``ingest(**keywords)`` type-checks against) is
+    written out by hand beside ``IngestOptions``: same names, same order, same
+    types, every one optional, so neither can gain or change a field alone."""
+    import typing
+
+    import attrs
+
+    from wesog_async.bulk import options as options_module
+
+    fields = attrs.fields(IngestOptions)
+    option_types = typing.get_type_hints(IngestOptions, vars(options_module))
+    keyword_types = typing.get_type_hints(IngestKeywords, vars(options_module))
+    assert list(keyword_types) == [f.name for f in fields]
+    assert keyword_types == {f.name: option_types[f.name] for f in fields}
+    assert IngestKeywords.__required_keys__ == frozenset()
+    assert IngestKeywords.__optional_keys__ == frozenset(keyword_types)
+    # Every keyword is accepted by name, and the defaults give the defaults.
+    defaults = {f.name: f.default for f in fields}
+    assert build_options(None, defaults) == IngestOptions()  # type: ignore[arg-type]
 
 
 _LETTER = {"counted": "c", "retry": "r", "resend": "s", "pending": "p"}

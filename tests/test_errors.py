@@ -6,6 +6,8 @@ import asyncio
 import inspect
 import pickle
 import re
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +31,7 @@ from wesog_async._models import Operation, OperationItemError
 from wesog_async._sansio import error_for_status
 
 CANARY = "wsg-canary-4f1d2c9e8b7a"
+ROOT = Path(wesog_async.__file__).parent.parent
 
 _TREE_LINE = re.compile(r"^(?P<indent>[ │├└─]*)(?P<name>[A-Z]\w*Error)\b")
 
@@ -89,6 +92,35 @@ def test_every_error_is_exported_and_named_error(cls: type[WesogError]) -> None:
     assert cls.__name__.endswith("Error")
     assert getattr(wesog_async, cls.__name__) is cls
     assert cls.__name__ in wesog_async.__all__
+
+
+def _drawing() -> str:
+    """The docstring's tree, as drawn (dedented)."""
+    doc = _errors.__doc__ or ""
+    return textwrap.dedent(doc.split("::", 1)[1].split("\n\n", 2)[1])
+
+
+def _text_block(path: Path, after: str) -> str:
+    text = path.read_text(encoding="utf-8").split(after, 1)[1]
+    return text.split("```text\n", 1)[1].split("\n```", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("page", "after"),
+    [("README.md", "\n## Errors\n"), ("docs/errors.md", "# Errors")],
+    ids=["README", "docs-errors"],
+)
+def test_the_documented_trees_are_the_docstring_tree(page: str, after: str) -> None:
+    # The docstring's tree is checked against the classes above, so the
+    # README's and the errors page's are the real hierarchy too.
+    assert _text_block(ROOT / page, after) == _drawing().rstrip("\n")
+
+
+def test_the_errors_page_has_a_row_for_every_error() -> None:
+    page = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(\w+Error)` \|", page, flags=re.MULTILINE))
+    # JournalMismatchError is defined with the journal (bulk), outside _errors.
+    assert rows == (set(_defined_errors()) - {"WesogError"}) | {"JournalMismatchError"}
 
 
 # -- builtin bases -----------------------------------------------------------

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
+import tomllib
 import types
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import wesog_async
 
@@ -79,19 +83,64 @@ def test_public_classes_report_the_package_as_their_module() -> None:
     assert repr(wesog_async.RetryPolicy()).startswith("RetryPolicy(")
 
 
-def test_the_readme_architecture_names_every_module_and_the_contract_too() -> None:
-    import re
-    import tomllib
-    from pathlib import Path
+ROOT = Path(wesog_async.__file__).parent
 
-    root = Path(wesog_async.__file__).parent
-    readme = (root.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
-    names = {p.stem for p in root.glob("*.py") if p.stem not in ("__init__", "__main__")}
-    names |= {p.name for p in root.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    listed = set(re.findall(r"`([\w]+)(?:\.py|/)", section))
-    assert names <= listed, names - listed
-    config = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))
-    layers = config["tool"]["importlinter"]["contracts"][0]["layers"]
-    in_contract = {m.strip() for layer in layers for m in re.split(r"[|:]", layer)}
-    assert names - {"emulator"} <= in_contract, (names - {"emulator"}) - in_contract
+
+def _architecture_section() -> str:
+    readme = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+
+
+def _contracts() -> list[dict[str, Any]]:
+    config = tomllib.loads((ROOT.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, Any]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def _top_level_modules() -> set[str]:
+    names = {p.stem for p in ROOT.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    return names | {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+
+
+def test_the_readme_architecture_table_is_the_layers_contract() -> None:
+    names = _top_level_modules()
+    rows = [
+        line.split("|")[2]
+        for line in _architecture_section().splitlines()
+        if line.startswith("| ") and not line.startswith("| layer")
+    ]
+    in_rows = [{n for n in re.findall(r"`(\w+)(?:\.py|/)", row) if n in names} for row in rows]
+    (layers,) = [c["layers"] for c in _contracts() if c["type"] == "layers"]
+    in_contract = [{m.strip() for m in re.split(r"[|:]", layer)} for layer in layers]
+    # One table row per layer, in the contract's order, then the emulator.
+    assert in_rows == [*in_contract, {"emulator"}]
+    assert set().union(*in_rows) == names
+
+
+def test_the_readme_describes_every_import_contract() -> None:
+    section = _architecture_section()
+    for contract in _contracts():
+        assert f"**{contract['name']}**" in section, contract["name"]
+        assert f"(`{contract['type']}`" in section, contract["type"]
+
+
+def test_the_emulator_contract_forbids_every_client_module() -> None:
+    (forbidden,) = [c for c in _contracts() if c["type"] == "forbidden"]
+    assert forbidden["source_modules"] == ["wesog_async.emulator"]
+    client = {f"wesog_async.{name}" for name in _top_level_modules() - {"emulator"}}
+    assert set(forbidden["forbidden_modules"]) == client
+
+
+def test_the_acyclic_contract_covers_the_whole_package() -> None:
+    (acyclic,) = [c for c in _contracts() if c["type"] == "acyclic_siblings"]
+    assert acyclic["ancestors"] == ["wesog_async"]
+    # Neither skipped packages nor ignored imports: every cycle counts.
+    assert not acyclic.get("skip_descendants") and not acyclic.get("ignore_imports")
+    assert acyclic.get("depth", 10) >= 3  # wesog_async.bulk.journal.* at least
+    config = tomllib.loads((ROOT.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert not config["tool"]["importlinter"].get("exclude_type_checking_imports")
+
+
+def test_the_docs_architecture_page_is_the_readme_section() -> None:
+    page = (ROOT.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert page.split("# Architecture", 1)[1].strip() == _architecture_section().strip()

@@ -161,3 +161,63 @@ def test_api_reference_lists_every_public_name() -> None:
     assert set(wesog_async.__all__) - documented == set()
     assert ".. automodule:: wesog_async.emulator\n   :members:" in api
     assert ".. automodule:: wesog_async.testing\n   :members:" in api
+
+
+# -- the fault matrix names the files its tests live in ---------------------------
+
+_DASH = "\N{EN DASH}"  # the pages write a range of faults with it
+_FILE = r"`(tests/test_\w+\.py)`(?: \([^)]*\))?"
+_CLAIM = re.compile(
+    rf"((?:F\d+(?:{_DASH}F\d+)?(?:, | and )?)+) in " + _FILE + r"(?: and " + _FILE + ")?"
+)
+
+
+def _claimed(text: str) -> dict[int, set[str]]:
+    """``{fault number: test files}`` as a paragraph names them
+    (``F28-F31, F33 and F34 in `tests/x.py```, with an en dash)."""
+    claimed: dict[int, set[str]] = {}
+    for match in _CLAIM.finditer(" ".join(text.split())):
+        files = {Path(f).name for f in match.groups()[1:] if f}
+        for first, last in re.findall(rf"F(\d+)(?:{_DASH}F(\d+))?", match[1]):
+            for n in range(int(first), int(last or first) + 1):
+                claimed.setdefault(n, set()).update(files)
+    return claimed
+
+
+def _tested() -> dict[int, set[str]]:
+    """``{fault number: test files}`` from the tests themselves: a ``test_fN_``
+    function, or ``FN`` in the module docstring."""
+    import ast
+
+    tested: dict[int, set[str]] = {}
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        numbers = re.findall(r"\bF(\d+)\b", ast.get_docstring(tree) or "")
+        numbers += [
+            m[1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            if (m := re.match(r"test_f(\d+)_", node.name))
+        ]
+        for n in numbers:
+            tested.setdefault(int(n), set()).add(path.name)
+    return tested
+
+
+@pytest.mark.parametrize(
+    ("page", "start", "end"),
+    [
+        ("README.md", "## Reliability", "\n- "),
+        ("docs/reliability.md", "## The fault matrix", "\n| "),
+    ],
+    ids=["README", "docs-reliability"],
+)
+def test_the_fault_matrix_names_the_files_of_its_tests(page: str, start: str, end: str) -> None:
+    paragraph = (ROOT / page).read_text(encoding="utf-8").split(start, 1)[1].split(end, 1)[0]
+    assert _claimed(paragraph) == _tested()
+
+
+def test_the_fault_matrix_has_every_row() -> None:
+    page = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    rows = [int(n) for n in re.findall(r"^\| F(\d+) \|", page, flags=re.MULTILINE)]
+    assert rows == list(range(1, max(_tested()) + 1))

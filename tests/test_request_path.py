@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from collections import Counter
 from typing import Any
 
@@ -23,6 +24,7 @@ from wesog_async import (
     ResponseTooLargeError,
     ResponseValidationError,
     RetryPolicy,
+    TransportError,
     WesogClient,
 )
 
@@ -206,6 +208,83 @@ async def test_a_per_call_response_timeout_overrides_the_client_default(
     assert ops.posts == 1, "a strict write that may have been applied is never resent"
 
 
+def slow_app(delay: float) -> web.Application:
+    """Every read-like route answers correctly, ``delay`` seconds late."""
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(delay)
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else request.path
+        if path == "/ops/{op_id}":
+            return web.json_response(op_body(int(request.match_info["op_id"]), finished=True))
+        if path == "/ops":
+            return web.json_response([op_body(1, finished=True)])
+        if path == "/tag/image":
+            return web.json_response({"keywords": ["dog"]})
+        return web.json_response({"results": [{"image_id": "a"}], "count": 1})
+
+    app = web.Application()
+    app.router.add_get("/ops/{op_id}", answer)
+    app.router.add_delete("/ops/{op_id}", answer)
+    app.router.add_get("/ops", answer)
+    app.router.add_post("/tag/image", answer)
+    app.router.add_get("/imgs", answer)
+    return app
+
+
+async def _search_all(client: WesogClient, **kwargs: Any) -> list[str | None]:
+    return [image.image_id async for image in client.images.search_iter(**kwargs)]
+
+
+REQUEST_METHODS: dict[str, Any] = {
+    "ops.get": lambda c, **kw: c.ops.get(1, **kw),
+    "ops.list": lambda c, **kw: c.ops.list(**kw),
+    "ops.cancel": lambda c, **kw: c.ops.cancel(1, **kw),
+    "tag.image": lambda c, **kw: c.tag.image(b"jpeg bytes", **kw),
+    "images.search_iter": _search_all,
+}
+
+
+@pytest.mark.parametrize("method", sorted(REQUEST_METHODS))
+async def test_response_timeout_on_every_request_method(
+    aiohttp_server: ServerFactory, method: str
+) -> None:
+    url = await start(aiohttp_server, slow_app(0.3))
+    call = REQUEST_METHODS[method]
+    no_retry = RetryPolicy(attempts=1)
+    async with make_client(url, key=KEY, timeout=5.0, retry=no_retry) as client:
+        assert await call(client)  # 0.3 s is well within the client's 5 s
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(TransportError, match="timed out waiting for the response"):
+            await call(client, response_timeout=0.05)
+        assert loop.time() - t0 < 0.25, "the per-call timeout was not applied"
+    # A per-call timeout longer than the client's is honoured too.
+    async with make_client(url, key=KEY, timeout=0.05, retry=no_retry) as client:
+        assert await call(client, response_timeout=5.0)
+
+
+def test_every_request_method_takes_response_timeout() -> None:
+    """What README promises: each method that sends requests of its own has it
+    (``follow``/``wait`` only poll, under the client's timeout and your deadline)."""
+    import inspect
+
+    from wesog_async._images import ImagesAPI
+    from wesog_async._ops import OpsAPI
+    from wesog_async._tag import TagAPI
+
+    polls_or_bulk = {"follow", "wait", "ingest", "ingest_all"}
+    missing = [
+        f"{api.__name__}.{name}"
+        for api in (ImagesAPI, OpsAPI, TagAPI)
+        for name, fn in vars(api).items()
+        if not name.startswith("_") and callable(fn) and name not in polls_or_bulk
+        if "response_timeout" not in inspect.signature(fn).parameters
+    ]
+    assert missing == []
+
+
 # -- F29: transient errors on polls are retried ---------------------------------
 
 
@@ -319,6 +398,73 @@ async def test_f31_search_iter_ends_on_an_exact_multiple(aiohttp_server: ServerF
     async with make_client(url, key=KEY) as client:
         ids = [image.image_id async for image in client.images.search_iter(limit=100)]
     assert len(ids) == 200 and len(set(ids)) == 200
+
+
+def uneven_search_app(sizes: list[int], *, count: int | None) -> web.Application:
+    """Page ``n`` holds ``sizes[n - 1]`` results (none past the list), whatever
+    the ``limit``: a server that cuts pages by bytes, or loses results to
+    deletes between pages. The first page reports ``count``."""
+    requests: list[dict[str, str]] = []
+    starts = [sum(sizes[:n]) for n in range(len(sizes) + 1)]
+
+    async def search(request: web.Request) -> web.Response:
+        requests.append(dict(request.query))
+        page = int(request.query.get("page", "1"))
+        if page > len(sizes):
+            results: list[dict[str, str]] = []
+        else:
+            results = [{"image_id": f"i{n}"} for n in range(starts[page - 1], starts[page])]
+        asked = request.query.get("count") == "true"
+        return web.json_response({"results": results, "count": count if asked else None})
+
+    app = web.Application()
+    app.router.add_get("/imgs", search)
+    app["requests"] = requests
+    return app
+
+
+async def test_f31_search_iter_follows_the_count_past_short_pages(
+    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    sizes = [100, 37, 100, 1, 62]
+    app = uneven_search_app(sizes, count=sum(sizes))
+    url = await start(aiohttp_server, app)
+    with caplog.at_level(logging.WARNING, logger="wesog_async"):
+        async with make_client(url, key=KEY) as client:
+            ids = [image.image_id async for image in client.images.search_iter(limit=100)]
+    assert ids == [f"i{n}" for n in range(300)]
+    assert [r["page"] for r in app["requests"]] == ["1", "2", "3", "4", "5"]
+    assert not caplog.records, "the count was reached: nothing to warn about"
+
+
+async def test_f31_without_a_count_a_short_page_still_ends_search_iter(
+    aiohttp_server: ServerFactory,
+) -> None:
+    app = uneven_search_app([100, 37, 100], count=None)
+    url = await start(aiohttp_server, app)
+    async with make_client(url, key=KEY) as client:
+        ids = [image.image_id async for image in client.images.search_iter(limit=100)]
+    assert len(ids) == 137 and len(app["requests"]) == 2
+
+
+@pytest.mark.parametrize("sizes", [[50, 50, 20], []], ids=["overstated", "all-empty"])
+async def test_f31_an_empty_page_before_the_count_ends_search_iter_with_a_warning(
+    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture, sizes: list[int]
+) -> None:
+    # The count says 1,000 remain; the server has fewer, then keeps answering
+    # empty pages: one empty page ends it, and says so.
+    app = uneven_search_app(sizes, count=1000)
+    url = await start(aiohttp_server, app)
+    with caplog.at_level(logging.WARNING, logger="wesog_async"):
+        async with make_client(url, key=KEY) as client:
+            ids = [image.image_id async for image in client.images.search_iter(limit=50)]
+    assert ids == [f"i{n}" for n in range(sum(sizes))]
+    assert len(app["requests"]) == len(sizes) + 1
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert f"after {sum(sizes)} of the 1000 results" in record.getMessage()
+    assert record.__dict__["wesog_seen"] == sum(sizes)
+    assert record.__dict__["wesog_count"] == 1000
 
 
 async def test_f31_search_iter_fails_when_the_server_ignores_page(

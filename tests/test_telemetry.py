@@ -4,6 +4,7 @@ scripted loopback servers, read back with the SDK's in-memory exporters."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -310,6 +311,52 @@ async def test_transport_errors_carry_the_request_id(
     span = otel.span("GET /imgs/{image_id}")
     assert (span.attributes or {})["error.type"] == "connection_error"
     assert otel.total("wesog.client.retries", **{"wesog.retry.reason": "connection_error"}) == 1
+
+
+# -- F34: a server request id that echoes the key ---------------------------------
+
+CANARY_KEY = "test-key-CANARY-0xDEADBEEF"
+
+
+@pytest.mark.parametrize("padding", [0, 110], ids=["whole", "past-the-cut"])
+async def test_f34_an_echoed_key_is_scrubbed_from_the_server_request_id(
+    otel: Otel, aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture, padding: int
+) -> None:
+    # With 110 characters before it, cutting the header to 128 characters
+    # first would keep "test-key-CANARY-0x": scrubbing must come first.
+    def rid(request: web.Request) -> dict[str, str]:
+        return {"Request-Id": "r" * padding + "-" + request.headers["API-Key"] + "-tail"}
+
+    async def write(request: web.Request) -> web.Response:
+        return web.json_response(op_body(1, finished=False), status=202, headers=rid(request))
+
+    async def poll(request: web.Request) -> web.Response:
+        return web.json_response(op_body(1, finished=True), headers=rid(request))
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.json_response({"detail": "no such image"}, status=404, headers=rid(request))
+
+    app = web.Application()
+    app.router.add_post("/imgs/{image_id}", write)
+    app.router.add_get("/ops/{op_id}", poll)
+    app.router.add_get("/imgs/{image_id}", missing)
+    url = await start(aiohttp_server, app)
+    with caplog.at_level(logging.DEBUG, logger="wesog_async"):
+        async with otel.client(url, key=CANARY_KEY) as client:
+            fut = await client.images.create({"id": "a", "src": SRC})
+            await fut.result(timeout=5)
+            with pytest.raises(NotFoundError) as info:
+                await client.images.get("a")
+    error = info.value
+    ids = [fut.server_request_id, error.server_request_id]
+    for value in ids:
+        assert value is not None and "<redacted>" in value and len(value) <= 128
+    assert ids[0] == ("r" * padding + "-<redacted>-tail")[:128]
+    logged = [json.dumps(r.__dict__, default=str) for r in caplog.records]
+    assert any("<redacted>" in line for line in logged), "the id was not logged at all"
+    seen = "\n".join([str(error), repr(error), *logged, dumped(otel.spans())])
+    assert "wesog.server_request_id" in seen
+    assert "CANARY" not in seen
 
 
 async def test_a_failed_operation_ends_its_span_with_an_error(

@@ -2,26 +2,26 @@
 
 ::
 
-    WesogError
-    ├── InvalidInputError          a record fails validation before any request
-    │                              (also a ValueError; names the index and field)
+    WesogError                     every error raised on purpose; .request_id .server_request_id
+    ├── InvalidInputError          a record fails validation, nothing sent (also a ValueError)
     ├── TransportError             no usable response (connect, reset, timeout)
     │   ├── ConnectError           the connection failed: nothing was sent
-    │   ├── OutcomeUnknownError    a write may or may not have been applied
-    │   └── ResponseTooLargeError  a body passed its route's size cap
-    ├── APIStatusError             non-2xx; .status .detail .retry_after
-    │   ├── BadRequestError        400 / 413 / 422 (FastAPI detail list kept)
+    │   ├── OutcomeUnknownError    a write may or may not have been applied; .image_ids
+    │   └── ResponseTooLargeError  a body passed its route's size cap; .limit
+    ├── APIStatusError             non-2xx; .status .detail .retry_after (.image_ids of a write)
+    │   ├── BadRequestError        400 / 413 / 422 (.errors keeps FastAPI's loc/msg/type list)
     │   ├── AuthenticationError    401 / 403
     │   ├── NotFoundError          404
     │   ├── ConflictError          409
     │   ├── RateLimitError         429
-    │   └── ServerError            5xx
+    │   └── ServerError            5xx left after the retries (a read; a 503 on a write)
     ├── ResponseValidationError    a 2xx body that does not fit the model
-    ├── OperationError             about one server operation; carries .op_id
-    │   ├── OperationTimeoutError  the caller's deadline passed (also a TimeoutError)
-    │   ├── OperationFailedError   finished with failed items (when asked to raise)
-    │   └── OperationNotFoundError the server no longer knows the op (404)
-    └── ClientClosedError          the client closed while operations or writes were pending
+    ├── OperationError             about one operation; .op_id
+    │   ├── OperationTimeoutError  your deadline passed (also a TimeoutError)
+    │   ├── OperationFailedError   finished with failed items (raise_on_failure=True)
+    │   └── OperationNotFoundError the server answered 404 for the op
+    └── ClientClosedError          the client closed: operations pending (.op_ids),
+                                   or a write cut off (.image_ids .maybe_applied)
 
 Bulk ingestion adds one, defined with its journal: ``JournalMismatchError``
 (a ``WesogError`` and a ``ValueError``), a journal of another run.
@@ -119,10 +119,12 @@ class ConnectError(TransportError):
 class OutcomeUnknownError(TransportError):
     """A write was sent but its outcome is unknown, and resending it is unsafe.
 
-    Raised for ``strict=true`` writes after an ambiguous failure (reset after the
-    body was sent, read timeout, a 2xx body without an operation id). ``raw_body``
-    holds what the server answered, if anything. Check the images (``get``)
-    before resending.
+    Raised for a ``strict=True`` write at once after an ambiguous failure
+    (reset after the body was sent, read timeout, 500/502/504), for a
+    ``strict=False`` write when such a failure still stands after the retries,
+    and for any write answered 2xx without an operation id or with a body that
+    is not JSON. ``raw_body`` holds what the server answered, if anything.
+    Check the images (``get``) before resending a strict write.
     """
 
     def __init__(

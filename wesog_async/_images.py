@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Literal, Unpack
 
@@ -19,6 +20,8 @@ from wesog_async._transport import Transport
 from wesog_async.bulk import IngestKeywords, IngestOptions, IngestReport, IngestStream
 from wesog_async.bulk import ingest as _ingest
 from wesog_async.bulk import ingest_all as _ingest_all
+
+logger = logging.getLogger("wesog_async")
 
 ImageRecord = ImageInput | Mapping[str, Any]
 _IMAGE_FIELDS = frozenset(IMAGE_FIELDS)
@@ -311,15 +314,24 @@ class ImagesAPI:
         fields: Iterable[str] | None = None,
         lang: str | None = None,
         max_pages: int | None = None,
+        response_timeout: float | None = None,
     ) -> AsyncIterator[Image]:
         """Every result across pages, ``limit`` at a time.
 
-        The first page asks for the total ``count``; iteration ends at that
-        count, at an empty page, or at a page shorter than the server's own
-        page size (a server may cap ``limit``). A page that repeats the one
+        The first page asks for the total ``count``. While that count says
+        more results remain, paging goes on, whatever the size of each page (a
+        server may cap ``limit`` or cut pages by bytes). It ends at the count,
+        or at the first empty page (a page past the end is empty): an empty
+        page before the count is reached (results deleted meanwhile, or a count
+        the server overstated) ends it too, with a WARNING on the
+        ``wesog_async`` logger saying how many of how many were seen. Without a
+        count, a page shorter than the server's own page size ends it as well.
+        Every page that does not end it holds at least one new result, so with
+        a count the requests are bounded by it. A page that repeats the one
         before (a server ignoring ``page``) raises
         :class:`ResponseValidationError`. Results that change between pages
         may be skipped or repeated (the API pages by offset).
+        ``response_timeout`` overrides the client's ``timeout=`` for each page.
         """
         fields = list(fields) if fields is not None else None
         page = 1
@@ -331,11 +343,20 @@ class ImagesAPI:
             result = await self.search(
                 q, page=page, limit=limit, sort_by=sort_by, sort_order=sort_order,
                 fields=fields, lang=lang, count=True if page == 1 else None,
+                response_timeout=response_timeout,
             )  # fmt: skip
             if page == 1 and result.count is not None:
                 total = result.count
             ids = [image.image_id for image in result.results]
             if not ids:
+                if total is not None and seen < total:
+                    logger.warning(
+                        "search_iter: page %d is empty after %d of the %d results the "
+                        "count announced; stopping (results deleted meanwhile, or an "
+                        "overstated count)",
+                        page, seen, total,
+                        extra={"wesog_page": page, "wesog_seen": seen, "wesog_count": total},
+                    )  # fmt: skip
                 return
             if previous is not None and ids == previous and any(i is not None for i in ids):
                 raise ResponseValidationError(
@@ -345,12 +366,16 @@ class ImagesAPI:
             for image in result.results:
                 yield image
             seen += len(ids)
-            if total is not None and seen >= total:
-                return
-            if page_size is None:
-                page_size = min(limit, len(ids))
-            if len(ids) < page_size:
-                return
+            if total is not None:
+                # The count decides: a short page (a capped or byte-cut page,
+                # deletes between pages) does not mean the end.
+                if seen >= total:
+                    return
+            else:
+                if page_size is None:
+                    page_size = min(limit, len(ids))
+                if len(ids) < page_size:
+                    return
             page += 1
 
     # -- bulk ------------------------------------------------------------------

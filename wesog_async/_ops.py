@@ -22,17 +22,29 @@ class OpsAPI:
         self._transport = transport
         self._submitter = submitter
 
-    async def get(self, op_id: int) -> Operation:
+    async def get(self, op_id: int, *, response_timeout: float | None = None) -> Operation:
         """The current status of one operation (``GET /ops/{op_id}``).
 
         Raises :class:`NotFoundError` for an unknown (or another tenant's) id.
+        ``response_timeout`` overrides the client's ``timeout=`` for this call.
         """
         _check_op_id(op_id)
-        resp = await self._transport.request("GET", _sansio.op_path(op_id), kind="read")
+        resp = await self._transport.request(
+            "GET", _sansio.op_path(op_id), kind="read", response_timeout=response_timeout
+        )
         return _checked(structure_operation(resp.json(), body=resp.body), op_id, resp.body)
 
-    async def list(self, *, limit: int | None = None, page: int | None = None) -> list[Operation]:
-        """This tenant's operations, newest first (``GET /ops``, D12)."""
+    async def list(
+        self,
+        *,
+        limit: int | None = None,
+        page: int | None = None,
+        response_timeout: float | None = None,
+    ) -> list[Operation]:
+        """This tenant's operations, newest first (``GET /ops``, D12).
+
+        ``response_timeout`` overrides the client's ``timeout=`` for this call.
+        """
         params: list[tuple[str, str]] = []
         if limit is not None:
             if type(limit) is not int or limit < 1:
@@ -43,8 +55,9 @@ class OpsAPI:
                 raise ValueError(f"page must be an int >= 1, got {page!r}")
             params.append((wire.Q_PAGE, str(page)))
         resp = await self._transport.request(
-            "GET", wire.PATH_OPS, kind="read", params=params or None
-        )
+            "GET", wire.PATH_OPS, kind="read", params=params or None,
+            response_timeout=response_timeout,
+        )  # fmt: skip
         data = resp.json()
         # Tolerate a wrapped list ({"results": [...]}) as well as the bare array.
         if isinstance(data, dict):
@@ -53,17 +66,20 @@ class OpsAPI:
             raise ResponseValidationError("operation list: expected a JSON array", body=resp.body)
         return [structure_operation(item, body=resp.body) for item in data]
 
-    async def cancel(self, op_id: int) -> Operation:
+    async def cancel(self, op_id: int, *, response_timeout: float | None = None) -> Operation:
         """Cancel an operation that has not started (``DELETE /ops/{op_id}``).
 
         Inferred endpoint (D13): the answer is the operation, now finished with
         every item counted bad (``cancelled``). An operation already started
         raises :class:`ConflictError`. Futures following it resolve with that
-        final status at their next poll.
+        final status at their next poll. ``response_timeout`` overrides the
+        client's ``timeout=`` for this call.
         """
         _check_op_id(op_id)
         # Cancelling twice is harmless, so the request may be resent.
-        resp = await self._transport.request("DELETE", _sansio.op_path(op_id), kind="write")
+        resp = await self._transport.request(
+            "DELETE", _sansio.op_path(op_id), kind="write", response_timeout=response_timeout
+        )
         return _checked(structure_operation(resp.json(), body=resp.body), op_id, resp.body)
 
     def follow(

@@ -35,12 +35,14 @@ class TagAPI:
         keywords: bool = False,
         ocr: bool = False,
         colors: bool = False,
+        response_timeout: float | None = None,
     ) -> TagResult:
         """Tag one image: bytes, an open binary file, or a path.
 
         The context fields (``date``, ``event``, ``city``, ``country``) improve
         the results; ``caption``/``keywords``/``ocr``/``colors`` choose what to
-        generate.
+        generate. ``response_timeout`` overrides the client's ``timeout=``
+        for this call (tagging a large image can take a while).
         """
         if mode is not None and mode not in wire.TAG_MODES:
             raise ValueError(f"mode must be one of {sorted(wire.TAG_MODES)}, got {mode!r}")
@@ -76,7 +78,9 @@ class TagAPI:
             return data
 
         # Tagging changes nothing server-side: it is retried like a read.
-        resp = await self._transport.request("POST", wire.PATH_TAG, kind="read", form=form)
+        resp = await self._transport.request(
+            "POST", wire.PATH_TAG, kind="read", form=form, response_timeout=response_timeout
+        )
         return structure_tag_result(resp.json(), body=resp.body)
 
 

@@ -60,13 +60,24 @@ def new_request_id() -> str:
     return f"{random.getrandbits(64):016x}"
 
 
-def server_request_id(headers: Mapping[str, str]) -> str | None:
-    """The server's request id among response ``headers``, if any (bounded:
-    it goes into errors, logs and spans)."""
+#: The longest server request id kept; the rest is cut off.
+MAX_SERVER_REQUEST_ID: Final = 128
+
+
+def server_request_id(headers: Mapping[str, str], *, secret: str = "") -> str | None:
+    """The server's request id among response ``headers``, if any.
+
+    It is server text that goes into errors, logs and spans, so ``secret``
+    (the API key) is replaced by ``<redacted>`` wherever it appears, before
+    the value is cut to :data:`MAX_SERVER_REQUEST_ID` characters (cutting
+    first could keep part of the key).
+    """
     for name in wire.SERVER_REQUEST_ID_HEADERS:
         value = headers.get(name)
         if value:
-            return value[:128]
+            if secret and secret in value:
+                value = value.replace(secret, "<redacted>")
+            return value[:MAX_SERVER_REQUEST_ID]
     return None
 
 

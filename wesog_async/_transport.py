@@ -344,7 +344,8 @@ class Transport:
                     status = resp.status
                     raw = await read_capped(resp, limit, method, path)
                     retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
-                    server_rid = _telemetry.server_request_id(resp.headers)
+                    # Server text too: scrubbed of the key, like the body below.
+                    server_rid = _telemetry.server_request_id(resp.headers, secret=self.__api_key)
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) else str(exc)
                 raise ConnectError(

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from wesog_async.emulator.state import EmulatorState, Tenant
+from wesog_async.emulator.state import EmulatorState
+from wesog_async.emulator.tenant import Tenant
 
 STATE_KEY = web.AppKey("wesog_emulator_state", EmulatorState)
 

@@ -1,4 +1,8 @@
-"""The emulator's mutable state: tenants, their stores, queues and operations."""
+"""The emulator's mutable state: tenants, their stores, queues and operations.
+
+:mod:`~wesog_async.emulator.worker` sees this state only through its
+``WorkerHost`` protocol, so the two modules do not import each other.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import asyncio
 import contextlib
 import itertools
 import random
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,26 +17,8 @@ from wesog_async.emulator.config import EmulatorConfig
 from wesog_async.emulator.counters import Counters
 from wesog_async.emulator.faults import FaultInjector
 from wesog_async.emulator.operations import ItemKind, Items, Operation
-from wesog_async.emulator.store import ImageStore
+from wesog_async.emulator.tenant import Tenant
 from wesog_async.emulator.worker import run_worker
-
-
-class Tenant:
-    """One API key's world: its images, its operations and its FIFO queue (D24)."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.store = ImageStore()
-        self.ops: dict[int, Operation] = {}
-        self.queue: deque[Operation] = deque()
-        self.wakeup = asyncio.Event()
-
-    def clear(self) -> None:
-        self.store.clear()
-        self.ops.clear()
-        for op in self.queue:
-            op.done.set()  # release any wait=true request on a dropped op
-        self.queue.clear()
 
 
 class EmulatorState:

@@ -5,15 +5,35 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from wesog_async.emulator.config import sample_delay_s
+from wesog_async.emulator.config import EmulatorConfig, sample_delay_s
+from wesog_async.emulator.counters import Counters
 from wesog_async.emulator.operations import ItemKind, Operation
 from wesog_async.emulator.store import src_is_reachable
+from wesog_async.emulator.tenant import Tenant
 
-if TYPE_CHECKING:
-    from wesog_async.emulator.state import EmulatorState, Tenant
+
+class WorkerHost(Protocol):
+    """What a worker reads of the emulator's state (``EmulatorState`` is one).
+
+    A protocol, not an import of :mod:`~wesog_async.emulator.state`: the state
+    starts the workers, so importing it back would make a cycle.
+    """
+
+    @property
+    def config(self) -> EmulatorConfig: ...
+    @property
+    def counters(self) -> Counters: ...
+    @property
+    def rng(self) -> random.Random: ...
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def generation(self) -> int: ...
+
 
 # With zero delays a large batch would hold the event loop for its whole run;
 # yielding every so many items keeps GET /ops and searches responsive.
@@ -32,7 +52,7 @@ _EPSILON_S = 1e-9
 
 
 def apply_item(
-    state: EmulatorState,
+    state: WorkerHost,
     tenant: Tenant,
     kind: ItemKind,
     image_id: str,
@@ -71,7 +91,7 @@ def apply_item(
 class _Schedule:
     """When the items of one operation are done, in seconds after the first starts."""
 
-    def __init__(self, state: EmulatorState, count: int) -> None:
+    def __init__(self, state: WorkerHost, count: int) -> None:
         config = state.config
         self.count = count
         self._delay = config.item_delay_ms / 1000.0
@@ -103,9 +123,7 @@ class _Schedule:
         return bisect.bisect_right(self._ends, elapsed)
 
 
-def _apply_range(
-    state: EmulatorState, tenant: Tenant, op: Operation, start: int, stop: int
-) -> None:
+def _apply_range(state: WorkerHost, tenant: Tenant, op: Operation, start: int, stop: int) -> None:
     ids, fields = op.items.ids, op.items.fields
     kind, strict, counters = op.kind, op.do_strict, state.counters
     good = 0  # good items not yet counted on the op (no await in between)
@@ -123,7 +141,7 @@ def _apply_range(
         op.record_good(good)
 
 
-async def _run_items(state: EmulatorState, tenant: Tenant, op: Operation, start: float) -> bool:
+async def _run_items(state: WorkerHost, tenant: Tenant, op: Operation, start: float) -> bool:
     """Apply the items as their time comes (``start`` on the loop's clock);
     ``False`` if the emulator was reset under the operation."""
     loop = asyncio.get_running_loop()
@@ -150,7 +168,7 @@ async def _run_items(state: EmulatorState, tenant: Tenant, op: Operation, start:
             return False
 
 
-async def process(state: EmulatorState, tenant: Tenant, op: Operation) -> None:
+async def process(state: WorkerHost, tenant: Tenant, op: Operation) -> None:
     """Run one operation to completion (or leave it hanging, for the fault)."""
     op.start()
     loop = asyncio.get_running_loop()
@@ -171,7 +189,7 @@ async def process(state: EmulatorState, tenant: Tenant, op: Operation) -> None:
     state.counters.ops_finished += 1
 
 
-async def run_worker(state: EmulatorState, tenant: Tenant) -> None:
+async def run_worker(state: WorkerHost, tenant: Tenant) -> None:
     """Serve ``tenant``'s queue forever, one operation at a time."""
     while True:
         while state.paused or not tenant.queue:
