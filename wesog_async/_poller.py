@@ -16,10 +16,7 @@ import logging
 import random
 from functools import partial
 
-import attrs
-
 from wesog_async import _sansio
-from wesog_async._convert import pending_status, structure_operation
 from wesog_async._errors import (
     ClientClosedError,
     NotFoundError,
@@ -29,88 +26,15 @@ from wesog_async._errors import (
     WesogError,
     carry_request_ids,
 )
-from wesog_async._http import Response
 from wesog_async._models import Operation
 from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._schedule import Kind, Schedule, kind_of
 from wesog_async._stats import ClientStats
 from wesog_async._telemetry_runs import OpObs
+from wesog_async._tracked import Tracked, count_finished, mark_retrieved, parse_status, resolved
 from wesog_async._transport import Transport
 
 logger = logging.getLogger("wesog_async")
-
-
-@attrs.define(eq=False)
-class Tracked:
-    """Poller-side state of one operation, shared by all its futures."""
-
-    op_id: int | None
-    future: asyncio.Future[Operation]
-    num_total: int
-    policy: PollPolicy
-    image_ids: tuple[str, ...] = ()
-    latest: Operation | None = None
-    submitted_at: float = 0.0
-    first_delay: float = 0.0
-    polls: int = 0
-    polls_without_progress: int = 0
-    progress_at: float | None = None
-    progress_done: int = 0
-    learnable: bool = True
-    retry: RetryPolicy | None = None
-    kind: Kind = ("", 1)
-    #: The heap entry that counts (older entries of this op are skipped) and its time.
-    seq: int = -1
-    due: float = 0.0
-    #: Whether the entry is a hold already (a poll is held once, not again and again).
-    held: bool = False
-    #: [telemetry] the operation's span and metrics, when observed.
-    obs: OpObs | None = None
-
-
-def _mark_retrieved(fut: asyncio.Future[Operation]) -> None:
-    # A failure nobody awaits must not log "exception was never retrieved".
-    if not fut.cancelled():
-        fut.exception()
-
-
-def _parse_status(resp: Response, op_id: int) -> Operation:
-    data = resp.json()
-    op = pending_status(data) or structure_operation(data, body=resp.body)
-    if op.op_id is not None and op.op_id != op_id:
-        # A status about another operation proves nothing about this one:
-        # treated like a malformed body (retried, then the future fails).
-        raise ResponseValidationError(
-            f"polled operation {op_id}, the server answered about operation {op.op_id}",
-            body=resp.body,
-        )
-    return op
-
-
-def count_finished(stats: ClientStats, op: Operation) -> None:
-    """Count a finished operation in the client's counters."""
-    stats.finished += 1
-    stats.items_good += op.num_good
-    stats.items_bad += op.num_bad
-
-
-def resolved(
-    op: Operation,
-    image_ids: tuple[str, ...],
-    policy: PollPolicy,
-    stats: ClientStats,
-    *,
-    obs: OpObs | None = None,
-) -> Tracked:
-    """A Tracked for an operation already finished (``wait=True`` writes): no
-    poll and no task, so one is made even while the client closes."""
-    fut: asyncio.Future[Operation] = asyncio.get_running_loop().create_future()
-    fut.set_result(op)
-    count_finished(stats, op)
-    if obs is not None:  # [telemetry]
-        obs.begin(op.op_id, pending=False)
-        obs.finish(op)
-    return Tracked(op.op_id, fut, op.num_total, policy, image_ids, latest=op)
 
 
 class Poller:
@@ -177,7 +101,7 @@ class Poller:
         if initial is not None and initial.is_finished:
             return resolved(initial.with_op_id(op_id), image_ids, policy, self._stats, obs=obs)
         fut: asyncio.Future[Operation] = self._loop.create_future()
-        fut.add_done_callback(_mark_retrieved)
+        fut.add_done_callback(mark_retrieved)
         if obs is not None:  # [telemetry] every way an op ends ends its span
             obs.begin(op_id, pending=True)
             fut.add_done_callback(obs.done)
@@ -303,7 +227,7 @@ class Poller:
         obs = tracked.obs
         try:
             op = await self._transport.call(
-                "GET", _sansio.op_path(op_id), partial(_parse_status, op_id=op_id), kind="poll",
+                "GET", _sansio.op_path(op_id), partial(parse_status, op_id=op_id), kind="poll",
                 retry=tracked.retry, on_attempt=attempted, on_retry=retried,
                 span=obs.span if obs is not None else None,
             )  # fmt: skip

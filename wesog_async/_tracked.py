@@ -1,0 +1,94 @@
+"""One followed operation, poller side: its state (:class:`Tracked`), the
+parse of its status bodies, and the record of a finish (the client's counters).
+Split from :mod:`wesog_async._poller`, which schedules and sends the polls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import attrs
+
+from wesog_async._convert import pending_status, structure_operation
+from wesog_async._errors import ResponseValidationError
+from wesog_async._http import Response
+from wesog_async._models import Operation
+from wesog_async._retry import PollPolicy, RetryPolicy
+from wesog_async._schedule import Kind
+from wesog_async._stats import ClientStats
+from wesog_async._telemetry_runs import OpObs
+
+
+@attrs.define(eq=False)
+class Tracked:
+    """Poller-side state of one operation, shared by all its futures."""
+
+    op_id: int | None
+    future: asyncio.Future[Operation]
+    num_total: int
+    policy: PollPolicy
+    image_ids: tuple[str, ...] = ()
+    latest: Operation | None = None
+    submitted_at: float = 0.0
+    first_delay: float = 0.0
+    polls: int = 0
+    polls_without_progress: int = 0
+    progress_at: float | None = None
+    progress_done: int = 0
+    learnable: bool = True
+    retry: RetryPolicy | None = None
+    kind: Kind = ("", 1)
+    #: The heap entry that counts (older entries of this op are skipped) and its time.
+    seq: int = -1
+    due: float = 0.0
+    #: Whether the entry is a hold already (a poll is held once, not again and again).
+    held: bool = False
+    #: [telemetry] the operation's span and metrics, when observed.
+    obs: OpObs | None = None
+
+
+def mark_retrieved(fut: asyncio.Future[Operation]) -> None:
+    # A failure nobody awaits must not log "exception was never retrieved".
+    if not fut.cancelled():
+        fut.exception()
+
+
+def parse_status(resp: Response, op_id: int) -> Operation:
+    data = resp.json()
+    op = pending_status(data) or structure_operation(data, body=resp.body)
+    if op.op_id is not None and op.op_id != op_id:
+        # A status about another operation proves nothing about this one:
+        # treated like a malformed body (retried, then the future fails).
+        raise ResponseValidationError(
+            f"polled operation {op_id}, the server answered about operation {op.op_id}",
+            body=resp.body,
+        )
+    return op
+
+
+def count_finished(stats: ClientStats, op: Operation) -> None:
+    """Count a finished operation in the client's counters."""
+    stats.finished += 1
+    stats.items_good += op.num_good
+    stats.items_bad += op.num_bad
+
+
+def resolved(
+    op: Operation,
+    image_ids: tuple[str, ...],
+    policy: PollPolicy,
+    stats: ClientStats,
+    *,
+    obs: OpObs | None = None,
+) -> Tracked:
+    """A Tracked for an operation already finished (``wait=True`` writes): no
+    poll and no task, so one is made even while the client closes."""
+    fut: asyncio.Future[Operation] = asyncio.get_running_loop().create_future()
+    fut.set_result(op)
+    count_finished(stats, op)
+    if obs is not None:  # [telemetry]
+        obs.begin(op.op_id, pending=False)
+        obs.finish(op)
+    return Tracked(op.op_id, fut, op.num_total, policy, image_ids, latest=op)
+
+
+__all__ = ["Tracked", "count_finished", "mark_retrieved", "parse_status", "resolved"]
