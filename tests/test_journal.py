@@ -1,4 +1,5 @@
-"""The SQLite journal: resume after a break or a cancel, retry_failed, mismatches."""
+"""The journal: resume after a break or a cancel, retry_failed, mismatches (the
+resume tests against SQLite and PostgreSQL alike; the rest read SQLite rows)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests._services import unique_name
 from tests.conftest import API_KEY, make_client
 from wesog_async import WesogClient
 from wesog_async.bulk import IngestReport, ingest, ingest_all
-from wesog_async.bulk.journal import Journal
+from wesog_async.bulk.journal import Journal, open_journal
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 SRC = "https://img.example.com/{}.jpg"
@@ -46,15 +48,33 @@ def applied_once(server: EmulatorServer, n: int) -> None:
     assert counters.duplicate_applies == 0
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a run journals: a SQLite file, or a named journal in PostgreSQL
+    (the same resume tests against both backends)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "j.sqlite")
+    dsn = request.getfixturevalue("postgres_dsn")
+    return f"{dsn}?journal={unique_name(request.node.name[:40])}"
+
+
+async def batch_states(target: str) -> dict[str, int]:
+    """Batches per state, as the journal's own summary counts them."""
+    async with open_journal(target) as journal:
+        summary = await journal.summary()
+    states: dict[str, int] = summary["batches"]
+    return states
+
+
 def rows(path: Path) -> list[tuple[str, int]]:
     with sqlite3.connect(path) as db:
         return db.execute("SELECT state, COUNT(*) FROM batches GROUP BY state").fetchall()
 
 
 async def test_break_midway_then_resume_applies_every_record_once(
-    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+    wesog_emulator: EmulatorServer, client: WesogClient, journal_target: str
 ) -> None:
-    journal = tmp_path / "j.sqlite"
+    journal = journal_target
     stream = ingest(client, images(3000), batch_size=100, max_pending_ops=4, journal=journal)
     async with stream:
         n = 0
@@ -82,9 +102,9 @@ async def test_break_midway_then_resume_applies_every_record_once(
 
 
 async def test_cancelled_upload_keeps_op_ids_and_resume_follows_them(
-    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+    wesog_emulator: EmulatorServer, client: WesogClient, journal_target: str
 ) -> None:
-    path = tmp_path / "j.sqlite"
+    path = journal_target
     state = wesog_emulator.state
     state.pause_processing()
     task = asyncio.create_task(
@@ -96,7 +116,7 @@ async def test_cancelled_upload_keeps_op_ids_and_resume_follows_them(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    async with Journal(path) as journal:
+    async with open_journal(path) as journal:
         summary = await journal.summary()
     assert summary["mode"] == "create"
     assert summary["batches"] == {"accepted": 5}
@@ -108,13 +128,13 @@ async def test_cancelled_upload_keeps_op_ids_and_resume_follows_them(
     assert report.applied == 2000 and report.ok
     applied_once(wesog_emulator, 2000)
     assert state.counters.requests["POST /imgs"] == state.counters.ops_created == 20
-    assert rows(path) == [("done", 20)]
+    assert await batch_states(path) == {"done": 20}
 
 
 async def test_retry_failed_resends_only_the_failed_records(
-    wesog_emulator: EmulatorServer, client: WesogClient, tmp_path: Path
+    wesog_emulator: EmulatorServer, client: WesogClient, journal_target: str
 ) -> None:
-    path = tmp_path / "j.sqlite"
+    path = journal_target
     counters = wesog_emulator.state.counters
     first = await ingest_all(client, images(500, bad_every=100), batch_size=50, journal=path)
     assert first.failed == 5 and first.applied == 495
@@ -140,9 +160,9 @@ async def test_retry_failed_resends_only_the_failed_records(
 
 
 async def test_invalid_records_are_journaled_and_revalidated_on_retry(
-    client: WesogClient, tmp_path: Path
+    client: WesogClient, journal_target: str
 ) -> None:
-    path = tmp_path / "j.sqlite"
+    path = journal_target
     records: list[Any] = list(images(20))
     records[3] = {"id": "img-000003"}  # no src
     first = await ingest_all(client, records, journal=path)
@@ -155,9 +175,9 @@ async def test_invalid_records_are_journaled_and_revalidated_on_retry(
 
 
 async def test_a_journal_refuses_another_mode_or_another_input(
-    client: WesogClient, tmp_path: Path
+    client: WesogClient, journal_target: str
 ) -> None:
-    path = tmp_path / "j.sqlite"
+    path = journal_target
     await ingest_all(client, images(30), batch_size=10, journal=path)
     with pytest.raises(ValueError, match="'create' ingestion"):
         await ingest_all(client, ["img-000001"], mode="delete", journal=path)
