@@ -53,6 +53,8 @@ class OpServer:
         self.sizes: dict[int, int] = {}
         #: Seconds after its submit an op finishes (unlisted: at once).
         self.takes: dict[int, float] = {}
+        self.default_take = 0.0
+        self.ages: dict[int, list[int]] = {}
         self.submitted: dict[int, float] = {}
 
     async def write(self, request: web.Request) -> web.Response:
@@ -70,9 +72,12 @@ class OpServer:
     async def poll(self, request: web.Request) -> web.Response:
         op_id = int(request.match_info["op_id"])
         self.polls[op_id] += 1
+        self.ages.setdefault(op_id, []).append(
+            round((asyncio.get_running_loop().time() - self.submitted.get(op_id, 0.0)) * 1000)
+        )
         n = self.sizes.get(op_id, 1)
         age = asyncio.get_running_loop().time() - self.submitted.get(op_id, 0.0)
-        finished = op_id not in self.stuck and age >= self.takes.get(op_id, 0.0)
+        finished = op_id not in self.stuck and age >= self.takes.get(op_id, self.default_take)
         return web.json_response(op_body(op_id, n, finished=finished))
 
     def app(self) -> web.Application:
@@ -150,6 +155,32 @@ async def test_a_cold_kind_is_probed_at_once_and_the_others_follow_what_it_learn
         elapsed = loop.time() - t0
     assert elapsed < 0.5, elapsed
     assert sum(ops.polls.values()) == 8  # one poll each
+
+
+async def test_a_slow_kind_is_polled_on_evidence_then_at_the_learned_finish(
+    aiohttp_server: ServerFactory,
+) -> None:
+    # Every op takes 0.4 s: the ops submitted before any finish wait on the
+    # evidence of three older ones still running, and move to the learned
+    # finish when the first finishes, instead of each backing off alone.
+    ops = OpServer()
+    ops.default_take = 0.4
+    url = await start(aiohttp_server, ops.app())
+    async with WesogClient(KEY, base_url=url) as client:
+
+        async def one(n: int) -> float:
+            await asyncio.sleep(n * 0.01)
+            fut = await client.images.create({"id": f"s{n}", "src": SRC})
+            t0 = asyncio.get_running_loop().time()
+            await fut
+            return asyncio.get_running_loop().time() - t0
+
+        async with asyncio.timeout(5):
+            seen = await asyncio.gather(*(one(n) for n in range(20)))
+    rest = [ops.polls[i] for i in range(5, 21)]
+    assert max(seen) < 0.4 + 0.25, seen  # nobody seen long after its finish
+    # The cold first poll, then the learned finish: about two each.
+    assert sum(rest) / len(rest) <= 3.0, ops.ages
 
 
 async def test_f33_a_stuck_op_does_not_delay_new_fast_ops(aiohttp_server: ServerFactory) -> None:

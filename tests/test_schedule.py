@@ -140,31 +140,49 @@ def test_no_progress_grows_geometrically_and_is_capped() -> None:
 # -- rule 5: the cold start hint, bounded ----------------------------------------
 
 
-def test_an_older_running_op_holds_a_younger_ones_later_polls() -> None:
+def running(*submitted: float, now: float) -> Schedule:
     schedule = Schedule()
-    schedule.seen_running(POLICY, ONE, submitted_at=0.0, now=0.8)
-    held = schedule.held_until(POLICY, ONE, submitted_at=0.1, due=0.7, now=0.7)
-    assert held == pytest.approx(0.1 + 0.8)  # the age the older op was seen running at
+    for t in submitted:
+        schedule.seen_running(POLICY, ONE, submitted_at=t, now=now)
+    return schedule
 
 
-def test_a_hold_is_at_most_one_step_of_the_ops_own_schedule() -> None:
-    # F33: a stuck older op (seen running at 20 s) holds a 100 ms old op's poll
-    # by at most half its age (growth - 1), never max_hold's 2 s.
-    schedule = Schedule()
-    schedule.seen_running(POLICY, ONE, submitted_at=0.0, now=20.0)
+def test_three_older_running_ops_hold_a_younger_ones_later_polls() -> None:
+    # Three older ops of the kind, still followed: wait until this op is as old
+    # as the youngest of them is now (0.8 s), from a poll due at 0.2.
+    schedule = running(0.0, 0.05, 0.1, now=0.9)
+    held = schedule.held_until(POLICY, ONE, submitted_at=0.3, due=0.4, now=0.9)
+    assert held == pytest.approx(0.3 + (0.9 - 0.1))
+
+
+def test_one_or_two_stuck_ops_hold_nothing_back() -> None:
+    # F33: a stuck op (or two) says nothing about the kind.
+    schedule = running(0.0, 0.05, now=20.0)
+    assert schedule.held_until(POLICY, ONE, submitted_at=19.0, due=19.1, now=19.1) is None
+
+
+def test_the_hold_is_bounded_by_max_hold() -> None:
+    schedule = running(0.0, 0.1, 0.2, now=20.0)
     held = schedule.held_until(POLICY, ONE, submitted_at=19.0, due=19.1, now=19.1)
-    assert held == pytest.approx(19.1 + 0.5 * 0.1)
-    # ... and by max_hold at most, however old the op.
-    held = schedule.held_until(POLICY, ONE, submitted_at=5.0, due=15.0, now=15.0)
-    assert held == pytest.approx(15.0 + POLICY.max_hold)
+    assert held == pytest.approx(19.1 + POLICY.max_hold)
+
+
+def test_an_op_that_ended_unfinished_is_no_evidence() -> None:
+    schedule = running(0.0, 0.1, 0.2, now=1.0)
+    schedule.forget(ONE, 0.1)
+    assert schedule.held_until(POLICY, ONE, submitted_at=0.5, due=0.6, now=1.0) is None
 
 
 def test_a_stuck_op_past_stale_after_is_no_evidence() -> None:
-    schedule = Schedule()
-    schedule.seen_running(POLICY, ONE, submitted_at=0.0, now=29.0)
+    schedule = running(0.0, 1.0, 2.0, now=29.0)
     assert schedule.held_until(POLICY, ONE, submitted_at=31.0, due=31.1, now=31.1) is None
-    schedule.seen_running(POLICY, ONE, submitted_at=0.0, now=40.0)
-    assert schedule.held_until(POLICY, ONE, submitted_at=41.0, due=41.1, now=41.1) is None
+    assert schedule.held_until(POLICY, ONE, submitted_at=3.0, due=3.1, now=31.1) is None
+
+
+def test_learned_delay_ignores_the_trust_rule() -> None:
+    schedule = learned([3.0])
+    assert schedule.learned_delay(POLICY, ONE, 1) == pytest.approx(3.0 * 1.05 + 0.001, rel=0.01)
+    assert Schedule().learned_delay(POLICY, ONE, 1) is None
 
 
 def test_no_hold_for_older_ops_other_kinds_or_once_learned() -> None:

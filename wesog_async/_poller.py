@@ -130,12 +130,12 @@ class Poller:
     def _schedule(self, tracked: Tracked, delay: float) -> None:
         self._schedule_at(tracked, self._loop.time() + delay)
 
-    def _schedule_at(self, tracked: Tracked, due: float, *, held: bool = False) -> None:
+    def _schedule_at(self, tracked: Tracked, due: float, *, hold_from: float | None = None) -> None:
         assert tracked.op_id is not None
         heap = self._heap
         if not heap or due < heap[0][0]:
             self._wakeup()
-        tracked.seq, tracked.due, tracked.held = next(self._seq), due, held
+        tracked.seq, tracked.due, tracked.hold_from = next(self._seq), due, hold_from
         heapq.heappush(heap, (due, tracked.seq, tracked.op_id))
 
     def _wakeup(self) -> None:
@@ -183,9 +183,10 @@ class Poller:
             tracked = self._tracked.get(op_id)
             if tracked is None or tracked.future.done() or seq != tracked.seq:
                 continue  # gone, or rescheduled (an earlier first poll, see _learned)
-            later = None if tracked.held else self._held_until(tracked, due, now)
-            if later is not None:
-                self._schedule_at(tracked, later, held=True)
+            base = due if tracked.hold_from is None else tracked.hold_from
+            later = self._held_until(tracked, base, now)
+            if later is not None and later > due + tracked.policy.min_delay:
+                self._schedule_at(tracked, later, hold_from=base)
                 continue
             self._due.put_nowait(tracked)
 
@@ -197,6 +198,8 @@ class Poller:
         if tracked.polls and latest is not None and latest.num_good + latest.num_bad:
             return None  # items done: progress-aware scheduling takes over
         if self.schedule.estimate(tracked.kind) is None or not policy.learn:
+            if not tracked.polls:
+                return None  # a cold first poll is never held back by other ops
             return self.schedule.held_until(policy, tracked.kind, tracked.submitted_at, due, now)
         # Scheduled before this kind was learned: go for the learned finish
         # (later than the cold guess only once TRUSTED ops agreed on it).
@@ -288,13 +291,14 @@ class Poller:
                 self.schedule.learn(
                     tracked.policy, tracked.kind, tracked.num_total,
                     submitted_at=tracked.submitted_at, now=now,
-                    idle_ms=op.idle_ms, exec_ms=op.exec_ms,
+                    idle_ms=op.idle_ms, exec_ms=op.exec_ms, running_age=tracked.running_age,
                 )  # fmt: skip
                 if cold:
                     self._learned(tracked.kind, now)
             count_finished(self._stats, op)
             tracked.future.set_result(op)
             return
+        tracked.running_age = now - tracked.submitted_at
         if op.num_good + op.num_bad == 0 and tracked.learnable:
             self.schedule.seen_running(tracked.policy, tracked.kind, tracked.submitted_at, now)
         self._schedule(tracked, self._next_delay(tracked, previous, op, now))
@@ -313,8 +317,9 @@ class Poller:
                 return Schedule.toward_finish(policy, before, at, done, op.num_total, now)
         tracked.polls_without_progress += 1
         return Schedule.backoff(
-            policy, tracked.first_delay, tracked.polls_without_progress, self._rng
-        )
+            policy, tracked.first_delay, tracked.polls_without_progress, self._rng,
+            age=now - tracked.submitted_at,
+        )  # fmt: skip
 
     def _end_probe(self, tracked: Tracked) -> None:
         if self._probing.get(tracked.kind) == tracked.op_id:
@@ -325,15 +330,21 @@ class Poller:
         learned time says are due sooner come sooner (later ones are held
         when they come due, see ``_held_until``)."""
         for tracked in self._tracked.values():
-            if tracked.kind != kind or tracked.polls or not tracked.learnable:
+            if tracked.kind != kind or not tracked.learnable:
                 continue
-            delay = self.schedule.first_delay(tracked.policy, kind, tracked.num_total)
+            if tracked.polls == 0:
+                delay = self.schedule.first_delay(tracked.policy, kind, tracked.num_total)
+            elif tracked.hold_from is not None:  # held on rule 5's evidence until now
+                delay = self.schedule.learned_delay(tracked.policy, kind, tracked.num_total) or 0.0
+            else:
+                continue
             due = max(now, tracked.submitted_at + delay)
             if due < tracked.due - tracked.policy.min_delay:
                 self._schedule_at(tracked, due)
 
     def _fail(self, tracked: Tracked, exc: BaseException, *, cause: BaseException | None) -> None:
         self._end_probe(tracked)
+        self.schedule.forget(tracked.kind, tracked.submitted_at)
         if tracked.op_id is not None:
             self._tracked.pop(tracked.op_id, None)
         if cause is not None:

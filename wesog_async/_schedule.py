@@ -11,7 +11,7 @@ The rules, as documented in the README ("How waiting works"):
    kind: its first op is polled at ``min_delay``.)
 2. **Learning** uses the server's own timing (``idle_ms + exec_ms``), clamped
    to what the client saw (an op cannot finish after the client saw it
-   finished, nor before it was submitted); absurd or missing timing falls back
+   finished, nor before the client last saw it running); absurd or missing timing falls back
    to the client's observation. Samples are averaged in log space, and a
    sample far from the estimate is clipped, so one outlier moves the estimate
    by at most a factor of two.
@@ -21,11 +21,12 @@ The rules, as documented in the README ("How waiting works"):
    50% of the elapsed time late), jittered, each delay within
    ``[min_delay, max_delay]``.
 5. **Cold start hint.** While nothing of a kind has finished yet, an op that
-   was already polled once may wait for the age at which an *older* op of the
-   same kind was still seen running with nothing done, but by at most one
-   step of its own schedule (``growth - 1`` of its age) and ``max_hold``, and
-   an older op past ``stale_after`` seconds (stuck, overdue) is no evidence at
-   all. (The poller holds a poll once, never again and again.)
+   was already polled once waits while ``TRUSTED`` (3) older ops of its kind,
+   all still followed and seen running with nothing done, are older than it,
+   but by at most ``max_hold`` from when its poll was due, and an op older
+   than ``stale_after`` (stuck, overdue) is no evidence at all. One or two
+   stuck ops never hold anything back. When the kind's first op finishes,
+   held ops are moved to the learned finish at once.
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ class Schedule:
 
     def __init__(self) -> None:
         self._learned: dict[Kind, Estimate] = {}
-        # Cold kinds: (submitted_at, age) of the oldest op seen running with
-        # nothing done, the evidence of rule 5.
-        self._running: dict[Kind, tuple[float, float]] = {}
+        # Cold kinds: when the TRUSTED oldest ops seen running with nothing
+        # done were submitted (still followed), the evidence of rule 5.
+        self._running: dict[Kind, list[float]] = {}
 
     def estimate(self, kind: Kind) -> Estimate | None:
         """What was learned about ``kind``, if anything."""
@@ -116,12 +117,20 @@ class Schedule:
         now: float,
         idle_ms: object = None,
         exec_ms: object = None,
+        running_age: float = 0.0,
     ) -> None:
-        """Rule 2: an op of ``kind`` was seen finished at ``now``."""
+        """Rule 2: an op of ``kind`` was seen finished at ``now``, and last seen
+        running at ``running_age`` seconds after its submit."""
         if not policy.learn:
             return
         observed = max(now - submitted_at, 0.0)
+        # The server's timing, cross-checked both ways: no later than the client
+        # saw the op finished, no sooner than it last saw the op running. A claim
+        # outside that window proves nothing: the middle of the window then.
         duration = server_duration(idle_ms, exec_ms, observed)
+        seen_running = min(running_age, observed)
+        if duration < seen_running:
+            duration = math.sqrt(seen_running * observed)
         # Aim a little after the finish: a round trip and loop jitter.
         duration += 0.001 + 0.05 * duration
         guess = policy.first(num_total, None, None)
@@ -137,16 +146,20 @@ class Schedule:
 
     def seen_running(self, policy: PollPolicy, kind: Kind, submitted_at: float, now: float) -> None:
         """An op of ``kind`` was seen unfinished with nothing done (rule 5's evidence)."""
-        if not policy.learn or kind in self._learned:
+        if not policy.learn or kind in self._learned or now - submitted_at > policy.stale_after:
             return
-        age = now - submitted_at
-        if age > policy.stale_after:
+        oldest = self._running.setdefault(kind, [])
+        if submitted_at in oldest:
             return
-        known = self._running.get(kind)
-        if known is None or submitted_at < known[0] or age > known[1]:
-            if known is not None and submitted_at > known[0]:
-                return  # only the oldest op's evidence is kept
-            self._running[kind] = (submitted_at, age)
+        oldest.append(submitted_at)
+        oldest.sort()
+        del oldest[TRUSTED:]  # only the TRUSTED oldest ops are evidence
+
+    def forget(self, kind: Kind, submitted_at: float) -> None:
+        """An op of ``kind`` ended without finishing (failed, gone): no evidence."""
+        oldest = self._running.get(kind)
+        if oldest is not None and submitted_at in oldest:
+            oldest.remove(submitted_at)
 
     def held_until(
         self, policy: PollPolicy, kind: Kind, submitted_at: float, due: float, now: float
@@ -154,29 +167,40 @@ class Schedule:
         """Rule 5: a later poll time for a not-first poll due at ``due``, or ``None``."""
         if not policy.learn or kind in self._learned:
             return None
-        evidence = self._running.get(kind)
-        if evidence is None:
+        oldest = self._running.get(kind)
+        if not oldest:
             return None
-        older_submitted, older_age = evidence
-        if older_submitted >= submitted_at:
-            return None
-        if now - older_submitted > policy.stale_after:
-            del self._running[kind]
-            return None
-        target = submitted_at + older_age
-        # At most one step of the op's own schedule (growth - 1 of its age),
-        # so a slow or stuck older op cannot hold a younger one's result back
-        # by more than its own backoff would.
-        step = (policy.growth - 1.0) * max(due - submitted_at, 0.0)
-        later = min(target, due + min(policy.max_hold, step))
+        oldest[:] = [t for t in oldest if now - t <= policy.stale_after]  # stuck: no evidence
+        older = [t for t in oldest if t < submitted_at]
+        if len(older) < TRUSTED:
+            return None  # one stuck op (or two) says nothing about the kind
+        # Not older than the TRUSTED oldest ops of the kind, all still running.
+        target = submitted_at + (now - max(older))
+        later = min(target, due + policy.max_hold)
         return later if later > due + policy.min_delay else None
+
+    def learned_delay(self, policy: PollPolicy, kind: Kind, num_total: int) -> float | None:
+        """The learned first-poll delay of ``kind`` as it stands (``None`` when
+        nothing is learned), however few samples: for ops already held back."""
+        est = self._learned.get(kind) if policy.learn else None
+        if est is None:
+            return None
+        guess = policy.first(num_total, None, None)
+        return policy.clamp(guess * math.exp(est.log_ratio - est.spread))
 
     @staticmethod
     def backoff(
-        policy: PollPolicy, first_delay: float, polls_without_progress: int, rng: random.Random
+        policy: PollPolicy,
+        first_delay: float,
+        polls_without_progress: int,
+        rng: random.Random,
+        age: float = 0.0,
     ) -> float:
-        """Rule 4: delay after the n-th poll without progress."""
-        return policy.backoff(max(first_delay, policy.min_delay), polls_without_progress, rng)
+        """Rule 4: delay after the n-th poll without progress, at least ``growth
+        - 1`` of the op's ``age`` (an op whose polls were held or moved keeps
+        the geometric spacing of its age, not of its poll count)."""
+        delay = policy.backoff(max(first_delay, policy.min_delay), polls_without_progress, rng)
+        return max(delay, policy.clamp((policy.growth - 1.0) * age))
 
     @staticmethod
     def toward_finish(policy: PollPolicy, done_before: int, at_before: float, done: int,

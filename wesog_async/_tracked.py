@@ -34,14 +34,18 @@ class Tracked:
     polls_without_progress: int = 0
     progress_at: float | None = None
     progress_done: int = 0
+    #: Seconds after the submit the op was last seen unfinished (a lower bound
+    #: of its duration, whatever the server's timing fields say).
+    running_age: float = 0.0
     learnable: bool = True
     retry: RetryPolicy | None = None
     kind: Kind = ("", 1)
     #: The heap entry that counts (older entries of this op are skipped) and its time.
     seq: int = -1
     due: float = 0.0
-    #: Whether the entry is a hold already (a poll is held once, not again and again).
-    held: bool = False
+    #: When the held poll was first due (``None``: not held): a poll is held
+    #: again as the evidence grows, but never past ``hold_from + max_hold``.
+    hold_from: float | None = None
     #: [telemetry] the operation's span and metrics, when observed.
     obs: OpObs | None = None
 

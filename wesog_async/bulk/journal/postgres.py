@@ -358,13 +358,16 @@ class PostgresJournal:
         """Store a row's final state and entries (its id list is dropped)."""
         args = (
             self._name, row.row_id, row.state, row.op_id, _dumps(row.failed),
-            _dumps(row.unknown), row.n_applied, row.resent,
+            _dumps(row.unknown), row.n_applied, row.resent, row.fingerprint,
         )  # fmt: skip
 
         async def run(conn: asyncpg.Connection) -> None:
+            # The fingerprint too: a done row keeps the one without its failed
+            # records, which a retry may have edited (as the SQLite journal does).
             await conn.execute(
                 "UPDATE wesog_journal_batches SET state = $3, op_id = COALESCE($4, op_id), "
                 "failed = $5, unknown = $6, n_applied = $7, resent = $8, image_ids = NULL, "
+                "fingerprint = COALESCE($9, fingerprint), "
                 "updated_at = now() WHERE journal = $1 AND id = $2",
                 *args,
             )
