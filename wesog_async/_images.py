@@ -7,7 +7,7 @@ from typing import Any, Unpack
 
 import attrs
 
-from wesog_async import _sansio
+from wesog_async import _sansio, _validate
 from wesog_async import _wire as wire
 from wesog_async._convert import structure_image
 from wesog_async._errors import ResponseValidationError
@@ -74,7 +74,7 @@ class ImagesAPI(SearchEndpoints):
         With ``strict=False`` (the default) an existing id is overwritten
         (upsert); with ``strict=True`` it is an item error.
         """
-        image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
+        image_id, body = _validate.image_body(image, require_src=True, keep_id=False)
         return await self._submitter.submit(
             "POST", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
@@ -94,7 +94,7 @@ class ImagesAPI(SearchEndpoints):
         response_timeout: float | None = None,
     ) -> OperationFuture:
         """Replace one image (``PUT /imgs/{id}``): fields not sent are cleared."""
-        image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
+        image_id, body = _validate.image_body(image, require_src=True, keep_id=False)
         return await self._submitter.submit(
             "PUT", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
@@ -114,7 +114,7 @@ class ImagesAPI(SearchEndpoints):
         response_timeout: float | None = None,
     ) -> OperationFuture:
         """Modify one image (``PATCH /imgs/{id}``): only the fields sent change."""
-        image_id, body = _sansio.image_body(image, require_src=False, keep_id=False)
+        image_id, body = _validate.image_body(image, require_src=False, keep_id=False)
         return await self._submitter.submit(
             "PATCH", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
@@ -136,7 +136,7 @@ class ImagesAPI(SearchEndpoints):
 
         With ``strict=False`` a missing id is skipped and counted as good.
         """
-        _sansio.check_image_id(image_id, field="image_id")
+        _validate.check_image_id(image_id, field="image_id")
         return await self._submitter.submit(
             "DELETE", _sansio.image_path(image_id), None, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
@@ -208,8 +208,8 @@ class ImagesAPI(SearchEndpoints):
         response_timeout: float | None = None,
     ) -> OperationFuture:
         """Delete N images in one operation (``DELETE /imgs``, body: array of ids)."""
-        ids = [_sansio.check_image_id(i, index=n) for n, i in enumerate(image_ids)]
-        _sansio.check_batch_ids(ids, max_items=self._max_batch_items)
+        ids = [_validate.check_image_id(i, index=n) for n, i in enumerate(image_ids)]
+        _validate.check_batch_ids(ids, max_items=self._max_batch_items)
         return await self._submitter.submit(
             "DELETE", wire.PATH_IMAGES, ids, tuple(ids),
             wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
@@ -230,10 +230,10 @@ class ImagesAPI(SearchEndpoints):
         response_timeout: float | None,
     ) -> OperationFuture:
         checked = [
-            _sansio.image_body(r, require_src=require_src, index=n) for n, r in enumerate(images)
+            _validate.image_body(r, require_src=require_src, index=n) for n, r in enumerate(images)
         ]
         ids = [image_id for image_id, _ in checked]
-        _sansio.check_batch_ids(ids, max_items=self._max_batch_items)
+        _validate.check_batch_ids(ids, max_items=self._max_batch_items)
         return await self._submitter.submit(
             method, wire.PATH_IMAGES, [body for _, body in checked], tuple(ids),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
@@ -252,7 +252,7 @@ class ImagesAPI(SearchEndpoints):
     ) -> Image:
         """One image (``GET /imgs/{id}``); ``fields`` projects it. Raises
         :class:`NotFoundError` for an unknown id."""
-        _sansio.check_image_id(image_id, field="image_id")
+        _validate.check_image_id(image_id, field="image_id")
         params = None
         if fields is not None:
             params = [
