@@ -29,6 +29,7 @@ from wesog_async._http import (
 )
 from wesog_async._retry import RetryPolicy, Sleep, call_with_retries
 from wesog_async._stats import ClientStats
+from wesog_async._telemetry_labels import new_request_id, server_request_id
 
 logger = logging.getLogger("wesog_async")
 
@@ -194,7 +195,7 @@ class Transport:
         session = self.check_usable()
         send = self._send_once
         # [telemetry] one id per call; observed only when someone listens.
-        rid = _telemetry.new_request_id()
+        rid = new_request_id()
         tel = self.telemetry
         obs = tel.call(method, path, kind, rid) if tel.active or _debug() else None
         try:
@@ -263,7 +264,7 @@ class Transport:
         events of ``span`` (the operation's), not a span of its own."""
         session = self.check_usable()
         # [telemetry] as in request(), but no span of its own.
-        rid = _telemetry.new_request_id()
+        rid = new_request_id()
         tel = self.telemetry
         obs = tel.call(method, path, kind, rid, events_on=span) if tel.active or _debug() else None
 
@@ -345,7 +346,7 @@ class Transport:
                     raw = await read_capped(resp, limit, method, path)
                     retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
                     # Server text too: scrubbed of the key, like the body below.
-                    server_rid = _telemetry.server_request_id(resp.headers, secret=self.__api_key)
+                    server_rid = server_request_id(resp.headers, secret=self.__api_key)
             except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
                 error = send_failure(exc, method, path, closed=self._closed)
                 if error is None:
