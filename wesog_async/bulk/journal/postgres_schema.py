@@ -98,3 +98,15 @@ async def ensure_schema(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
         await conn.execute(_SCHEMA)
+
+
+__all__ = [
+    "COLUMNS",
+    "INSERT",
+    "SCHEMA_VERSION",
+    "dumps",
+    "ensure_schema",
+    "insert_args",
+    "journal_row",
+    "loads",
+]
