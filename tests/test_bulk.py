@@ -20,7 +20,7 @@ from wesog_async import (
     RateLimitError,
     RetryPolicy,
     WesogClient,
-    _sansio,
+    _validate,
 )
 from wesog_async._errors import InvalidInputError
 from wesog_async._models import UNSET
@@ -534,7 +534,7 @@ def test_fast_validation_never_accepts_what_image_body_rejects(
     for candidate in (record, {k: v for k, v in record.items() if k != "src"}):
         check = compile_check(tuple(candidate), require_src)
         try:
-            checked_id, body = _sansio.image_body(candidate, require_src=require_src, index=0)
+            checked_id, body = _validate.image_body(candidate, require_src=require_src, index=0)
         except InvalidInputError:
             assert not check(candidate), candidate
             continue

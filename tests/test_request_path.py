@@ -303,12 +303,13 @@ def test_every_request_method_takes_response_timeout() -> None:
 
     from wesog_async._images import ImagesAPI
     from wesog_async._ops import OpsAPI
+    from wesog_async._search import SearchEndpoints
     from wesog_async._tag import TagAPI
 
     polls_or_bulk = {"follow", "wait", "ingest", "ingest_all"}
     missing = [
         f"{api.__name__}.{name}"
-        for api in (ImagesAPI, OpsAPI, TagAPI)
+        for api in (ImagesAPI, SearchEndpoints, OpsAPI, TagAPI)
         for name, fn in vars(api).items()
         if not name.startswith("_") and callable(fn) and name not in polls_or_bulk
         if "response_timeout" not in inspect.signature(fn).parameters

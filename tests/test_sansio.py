@@ -1,4 +1,4 @@
-"""Table tests of the pure HTTP logic in ``wesog_async._sansio`` (no I/O, no clock)."""
+"""Table tests of the pure logic in ``wesog_async._sansio`` and ``_validate`` (no I/O, no clock)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,8 @@ from wesog_async._errors import (
 )
 from wesog_async._models import BOOL_FIELDS, IMAGE_FIELDS, LIST_FIELDS, STRING_FIELDS
 from wesog_async._sansio import (
-    check_batch_ids,
-    check_image_id,
     error_for_status,
     extract_op_id,
-    image_body,
     image_path,
     is_loopback_host,
     normalize_base_url,
@@ -40,6 +37,7 @@ from wesog_async._sansio import (
     search_params,
     write_params,
 )
+from wesog_async._validate import check_batch_ids, check_image_id, image_body
 
 BASE = "https://api.wesog.com"
 

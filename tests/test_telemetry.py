@@ -30,7 +30,8 @@ from wesog_async import (
     ServerError,
     WesogClient,
 )
-from wesog_async._telemetry import SCOPE, error_type, route_template
+from wesog_async._telemetry import SCOPE
+from wesog_async._telemetry_labels import error_type, route_template
 from wesog_async._telemetry_runs import ingest_span
 from wesog_async.emulator import EmulatorServer
 

@@ -1,5 +1,6 @@
 """HTTP plumbing of the request path: the response, per-attempt timeouts and
-body caps, and reading a body under its cap. No retries, no state."""
+body caps, reading a body under its cap, the error for a failed send and the
+key scrubbed from a body. No retries, no state."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ import aiohttp
 import attrs
 
 from wesog_async import _jsonlib
-from wesog_async._errors import ResponseTooLargeError, ResponseValidationError
+from wesog_async._errors import (
+    ClientClosedError,
+    ConnectError,
+    ResponseTooLargeError,
+    ResponseValidationError,
+    TransportError,
+    WesogError,
+)
 
 _CHUNK: Final = 1 << 16
+_REDACTED: Final = b"<redacted>"
 
 
 @attrs.frozen
@@ -97,4 +106,39 @@ def _too_large(method: str, path: str, limit: int, what: str) -> ResponseTooLarg
     )
 
 
-__all__ = ["BodyLimits", "Response", "Timeouts", "read_capped"]
+def send_failure(
+    exc: TimeoutError | aiohttp.ClientError | RuntimeError,
+    method: str,
+    path: str,
+    *,
+    closed: bool,
+) -> WesogError | None:
+    """The error to raise, from ``None``, for ``exc`` raised while one request
+    was sent or its response read; ``None`` to re-raise ``exc`` itself (a
+    ``RuntimeError`` while the client is open). ``closed``: the client closed
+    meanwhile, so the request may have been applied."""
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        return ConnectError(
+            f"cannot connect ({type(exc).__name__}: {reason})", method=method, path=path
+        )
+    if closed:
+        return ClientClosedError(
+            f"{method} {path}: the client closed while the request was in flight",
+            maybe_applied=True,
+        )
+    if isinstance(exc, RuntimeError):
+        return None
+    if isinstance(exc, TimeoutError):
+        return TransportError("timed out waiting for the response", method=method, path=path)
+    return TransportError(f"connection failed ({type(exc).__name__})", method=method, path=path)
+
+
+def scrub_secret(raw: bytes, secret: bytes) -> bytes:
+    """``raw`` with every occurrence of ``secret`` (the API key) redacted."""
+    if secret in raw:
+        return raw.replace(secret, _REDACTED)
+    return raw
+
+
+__all__ = ["BodyLimits", "Response", "Timeouts", "read_capped", "scrub_secret", "send_failure"]

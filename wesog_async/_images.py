@@ -1,27 +1,25 @@
-"""Image endpoints: create, replace, modify, delete (1 and N), get, search."""
+"""Image endpoints: create, replace, modify, delete (1 and N), get; search mixed in (_search)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, Literal, Unpack
+from collections.abc import Iterable, Mapping
+from typing import Any, Unpack
 
 import attrs
 
-from wesog_async import _sansio
+from wesog_async import _sansio, _validate
 from wesog_async import _wire as wire
-from wesog_async._convert import structure_image, structure_search_page
+from wesog_async._convert import structure_image
 from wesog_async._errors import ResponseValidationError
 from wesog_async._future import OperationFuture
-from wesog_async._models import IMAGE_FIELDS, Image, ImageInput, SearchPage
+from wesog_async._models import IMAGE_FIELDS, Image, ImageInput
 from wesog_async._retry import PollPolicy, RetryPolicy
+from wesog_async._search import SearchEndpoints
 from wesog_async._submit import Submitter, WriteMethod
 from wesog_async._transport import Transport
 from wesog_async.bulk import IngestKeywords, IngestOptions, IngestReport, IngestStream
 from wesog_async.bulk import ingest as _ingest
 from wesog_async.bulk import ingest_all as _ingest_all
-
-logger = logging.getLogger("wesog_async")
 
 ImageRecord = ImageInput | Mapping[str, Any]
 _IMAGE_FIELDS = frozenset(IMAGE_FIELDS)
@@ -34,7 +32,7 @@ class _Target:
     max_batch_items: int
 
 
-class ImagesAPI:
+class ImagesAPI(SearchEndpoints):
     """``client.images``: every image endpoint.
 
     Write methods return an :class:`OperationFuture` as soon as the server
@@ -76,7 +74,7 @@ class ImagesAPI:
         With ``strict=False`` (the default) an existing id is overwritten
         (upsert); with ``strict=True`` it is an item error.
         """
-        image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
+        image_id, body = _validate.image_body(image, require_src=True, keep_id=False)
         return await self._submitter.submit(
             "POST", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
@@ -96,7 +94,7 @@ class ImagesAPI:
         response_timeout: float | None = None,
     ) -> OperationFuture:
         """Replace one image (``PUT /imgs/{id}``): fields not sent are cleared."""
-        image_id, body = _sansio.image_body(image, require_src=True, keep_id=False)
+        image_id, body = _validate.image_body(image, require_src=True, keep_id=False)
         return await self._submitter.submit(
             "PUT", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
@@ -116,7 +114,7 @@ class ImagesAPI:
         response_timeout: float | None = None,
     ) -> OperationFuture:
         """Modify one image (``PATCH /imgs/{id}``): only the fields sent change."""
-        image_id, body = _sansio.image_body(image, require_src=False, keep_id=False)
+        image_id, body = _validate.image_body(image, require_src=False, keep_id=False)
         return await self._submitter.submit(
             "PATCH", _sansio.image_path(image_id), body, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
@@ -138,7 +136,7 @@ class ImagesAPI:
 
         With ``strict=False`` a missing id is skipped and counted as good.
         """
-        _sansio.check_image_id(image_id, field="image_id")
+        _validate.check_image_id(image_id, field="image_id")
         return await self._submitter.submit(
             "DELETE", _sansio.image_path(image_id), None, (image_id,),
             wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
@@ -210,8 +208,8 @@ class ImagesAPI:
         response_timeout: float | None = None,
     ) -> OperationFuture:
         """Delete N images in one operation (``DELETE /imgs``, body: array of ids)."""
-        ids = [_sansio.check_image_id(i, index=n) for n, i in enumerate(image_ids)]
-        _sansio.check_batch_ids(ids, max_items=self._max_batch_items)
+        ids = [_validate.check_image_id(i, index=n) for n, i in enumerate(image_ids)]
+        _validate.check_batch_ids(ids, max_items=self._max_batch_items)
         return await self._submitter.submit(
             "DELETE", wire.PATH_IMAGES, ids, tuple(ids),
             wait=wait, urgent=urgent, strict=strict, lang=None, poll=poll, retry=retry,
@@ -232,10 +230,10 @@ class ImagesAPI:
         response_timeout: float | None,
     ) -> OperationFuture:
         checked = [
-            _sansio.image_body(r, require_src=require_src, index=n) for n, r in enumerate(images)
+            _validate.image_body(r, require_src=require_src, index=n) for n, r in enumerate(images)
         ]
         ids = [image_id for image_id, _ in checked]
-        _sansio.check_batch_ids(ids, max_items=self._max_batch_items)
+        _validate.check_batch_ids(ids, max_items=self._max_batch_items)
         return await self._submitter.submit(
             method, wire.PATH_IMAGES, [body for _, body in checked], tuple(ids),
             wait=wait, urgent=urgent, strict=strict, lang=lang, poll=poll, retry=retry,
@@ -254,7 +252,7 @@ class ImagesAPI:
     ) -> Image:
         """One image (``GET /imgs/{id}``); ``fields`` projects it. Raises
         :class:`NotFoundError` for an unknown id."""
-        _sansio.check_image_id(image_id, field="image_id")
+        _validate.check_image_id(image_id, field="image_id")
         params = None
         if fields is not None:
             params = [
@@ -273,110 +271,6 @@ class ImagesAPI:
                 body=resp.body,
             )
         return image
-
-    async def search(
-        self,
-        q: str | None = None,
-        *,
-        page: int = 1,
-        limit: int | None = None,
-        sort_by: str | None = None,
-        sort_order: Literal["asc", "desc"] | None = None,
-        fields: Iterable[str] | None = None,
-        facets: Iterable[str] | None = None,
-        count: bool | None = None,
-        lang: str | None = None,
-        retry: RetryPolicy | None = None,
-        response_timeout: float | None = None,
-    ) -> SearchPage:
-        """One page of results (``GET /imgs``).
-
-        ``q`` is the filter formula (e.g. ``"d>2020-01-01 && k=dog"``); options
-        left ``None`` are not sent (server defaults: page 1, limit 50).
-        """
-        params = _sansio.search_params(
-            q=q, page=page, limit=limit, sort_by=sort_by, sort_order=sort_order,
-            fields=fields, facets=facets, count=count, lang=lang, image_fields=_IMAGE_FIELDS,
-        )  # fmt: skip
-        resp = await self._transport.request(
-            "GET", wire.PATH_IMAGES, kind="read", params=params, retry=retry,
-            response_timeout=response_timeout,
-        )  # fmt: skip
-        return structure_search_page(resp.json(), page=page, limit=limit, body=resp.body)
-
-    async def search_iter(
-        self,
-        q: str | None = None,
-        *,
-        limit: int = 500,
-        sort_by: str | None = None,
-        sort_order: Literal["asc", "desc"] | None = None,
-        fields: Iterable[str] | None = None,
-        lang: str | None = None,
-        max_pages: int | None = None,
-        response_timeout: float | None = None,
-    ) -> AsyncIterator[Image]:
-        """Every result across pages, ``limit`` at a time.
-
-        The first page asks for the total ``count``. While that count says
-        more results remain, paging goes on, whatever the size of each page (a
-        server may cap ``limit`` or cut pages by bytes). It ends at the count,
-        or at the first empty page (a page past the end is empty): an empty
-        page before the count is reached (results deleted meanwhile, or a count
-        the server overstated) ends it too, with a WARNING on the
-        ``wesog_async`` logger saying how many of how many were seen. Without a
-        count, a page shorter than the server's own page size ends it as well.
-        Every page that does not end it holds at least one new result, so with
-        a count the requests are bounded by it. A page that repeats the one
-        before (a server ignoring ``page``) raises
-        :class:`ResponseValidationError`. Results that change between pages
-        may be skipped or repeated (the API pages by offset).
-        ``response_timeout`` overrides the client's ``timeout=`` for each page.
-        """
-        fields = list(fields) if fields is not None else None
-        page = 1
-        seen = 0
-        total: int | None = None
-        page_size: int | None = None
-        previous: list[str | None] | None = None
-        while max_pages is None or page <= max_pages:
-            result = await self.search(
-                q, page=page, limit=limit, sort_by=sort_by, sort_order=sort_order,
-                fields=fields, lang=lang, count=True if page == 1 else None,
-                response_timeout=response_timeout,
-            )  # fmt: skip
-            if page == 1 and result.count is not None:
-                total = result.count
-            ids = [image.image_id for image in result.results]
-            if not ids:
-                if total is not None and seen < total:
-                    logger.warning(
-                        "search_iter: page %d is empty after %d of the %d results the "
-                        "count announced; stopping (results deleted meanwhile, or an "
-                        "overstated count)",
-                        page, seen, total,
-                        extra={"wesog_page": page, "wesog_seen": seen, "wesog_count": total},
-                    )  # fmt: skip
-                return
-            if previous is not None and ids == previous and any(i is not None for i in ids):
-                raise ResponseValidationError(
-                    f"search page {page} repeats page {page - 1}: the server ignores paging"
-                )
-            previous = ids
-            for image in result.results:
-                yield image
-            seen += len(ids)
-            if total is not None:
-                # The count decides: a short page (a capped or byte-cut page,
-                # deletes between pages) does not mean the end.
-                if seen >= total:
-                    return
-            else:
-                if page_size is None:
-                    page_size = min(limit, len(ids))
-                if len(ids) < page_size:
-                    return
-            page += 1
 
     # -- bulk ------------------------------------------------------------------
 

@@ -20,8 +20,6 @@ from wesog_async import _sansio
 from wesog_async._errors import (
     ClientClosedError,
     NotFoundError,
-    OperationError,
-    OperationNotFoundError,
     ResponseValidationError,
     WesogError,
     carry_request_ids,
@@ -31,7 +29,14 @@ from wesog_async._retry import PollPolicy, RetryPolicy
 from wesog_async._schedule import Kind, Schedule, kind_of
 from wesog_async._stats import ClientStats
 from wesog_async._telemetry_runs import OpObs
-from wesog_async._tracked import Tracked, count_finished, mark_retrieved, parse_status, resolved
+from wesog_async._tracked import (
+    Tracked,
+    count_finished,
+    mark_retrieved,
+    parse_status,
+    poll_failure,
+    resolved,
+)
 from wesog_async._transport import Transport
 
 logger = logging.getLogger("wesog_async")
@@ -234,43 +239,13 @@ class Poller:
                 retry=tracked.retry, on_attempt=attempted, on_retry=retried,
                 span=obs.span if obs is not None else None,
             )  # fmt: skip
-        except NotFoundError as exc:
-            held = f"; it covered {len(tracked.image_ids)} records" if tracked.image_ids else ""
-            self._fail(
-                tracked,
-                OperationNotFoundError(
-                    f"operation {op_id} is unknown to the server (404){held}",
-                    op_id=op_id,
-                    image_ids=tracked.image_ids,
-                ),
-                cause=exc,
-            )
-            return
-        except ResponseValidationError as exc:
-            # F12: the body stays a validation error, now naming the operation.
-            error = ResponseValidationError(
-                "status body does not fit the model after the retry budget"
-                if exc.errors
-                else str(exc),  # already holds the body preview
-                errors=exc.errors,
-                body=exc.body if exc.errors else None,
-                op_id=op_id,
-            )
-            error.body = exc.body
-            self._fail(tracked, error, cause=exc)
-            return
         except (WesogError, RuntimeError) as exc:
-            if self._closing or self._transport.closed:
+            # A 404 or an unparseable status fails the follower even while
+            # closing; any other failure then leaves it to close().
+            named = isinstance(exc, NotFoundError | ResponseValidationError)
+            if not named and (self._closing or self._transport.closed):
                 return  # close() fails the future with ClientClosedError
-            # Name the operation: the bare cause (a reset, a 5xx) does not.
-            self._fail(
-                tracked,
-                OperationError(
-                    f"polling operation {op_id} failed after the retry budget: {exc}",
-                    op_id=op_id,
-                ),
-                cause=exc,
-            )
+            self._fail(tracked, poll_failure(op_id, tracked.image_ids, exc), cause=exc)
             return
         if obs is not None:
             obs.polled(op)  # [telemetry] a poll event on the op's span

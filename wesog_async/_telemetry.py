@@ -1,5 +1,5 @@
-"""Request ids, the per-attempt DEBUG log line, and optional OpenTelemetry
-spans and metrics: the only module that imports ``opentelemetry``.
+"""The per-attempt DEBUG log line and optional OpenTelemetry spans and
+metrics: the only module that imports ``opentelemetry``.
 
 OpenTelemetry is optional (``pip install wesog-async[otel]``, the API only; the
 application configures the SDK). Providers are looked up once, when a client
@@ -8,9 +8,11 @@ ones. When the package is missing or no provider is configured, a request
 costs one attribute check and one ``logger.isEnabledFor`` here, plus the
 request id every request carries.
 
-Request ids: one ``X-Request-ID`` per API call, sent unchanged on each of its
-retried attempts (the attempt number tells them apart in logs and spans); the
-server's id is read from the headers of :data:`~wesog_async._wire.SERVER_REQUEST_ID_HEADERS`.
+Request ids (made and read in :mod:`wesog_async._telemetry_labels`, with the
+route templates and error types): one ``X-Request-ID`` per API call, sent
+unchanged on each of its retried attempts (the attempt number tells them apart
+in logs and spans); the server's id is read from the headers of
+:data:`~wesog_async._wire.SERVER_REQUEST_ID_HEADERS`.
 
 Metric attributes are bounded on purpose: route templates, methods, status
 classes, reasons; never an op id, an image id or a request id.
@@ -18,25 +20,16 @@ classes, reasons; never an op id, an image id or a request id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from wesog_async import _wire as wire
 from wesog_async._attempts import maybe_applied
-from wesog_async._errors import (
-    APIStatusError,
-    ClientClosedError,
-    ConnectError,
-    ResponseTooLargeError,
-    ResponseValidationError,
-    TransportError,
-    WesogError,
-)
+from wesog_async._errors import APIStatusError, ClientClosedError, WesogError
+from wesog_async._telemetry_labels import error_type, op_id_of, route_template, status_class
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -49,36 +42,7 @@ R = TypeVar("R")
 #: The instrumentation scope of every span and instrument.
 SCOPE: Final = "wesog_async"
 
-_ROUTES: Final = {p: p for p in (wire.PATH_IMAGES, wire.PATH_OPS, wire.PATH_TAG)}
-_OP_PREFIX: Final = wire.PATH_OP.split("{", 1)[0]
-_IMAGE_PREFIX: Final = wire.PATH_IMAGE.split("{", 1)[0]
 _WRITES: Final = frozenset({"write", "strict_write"})
-
-
-def new_request_id() -> str:
-    """A short random id for the ``X-Request-ID`` header of one API call."""
-    return f"{random.getrandbits(64):016x}"
-
-
-#: The longest server request id kept; the rest is cut off.
-MAX_SERVER_REQUEST_ID: Final = 128
-
-
-def server_request_id(headers: Mapping[str, str], *, secret: str = "") -> str | None:
-    """The server's request id among response ``headers``, if any.
-
-    It is server text that goes into errors, logs and spans, so ``secret``
-    (the API key) is replaced by ``<redacted>`` wherever it appears, before
-    the value is cut to :data:`MAX_SERVER_REQUEST_ID` characters (cutting
-    first could keep part of the key).
-    """
-    for name in wire.SERVER_REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            if secret and secret in value:
-                value = value.replace(secret, "<redacted>")
-            return value[:MAX_SERVER_REQUEST_ID]
-    return None
 
 
 async def observed(sending: Awaitable[R], rid: str, obs: CallObs | None) -> R:
@@ -96,50 +60,6 @@ async def observed(sending: Awaitable[R], rid: str, obs: CallObs | None) -> R:
     if obs is not None:
         obs.attempt_done(started, resp, None)
     return resp
-
-
-def route_template(path: str) -> str:
-    """The route template of a request path (``/ops/17`` -> ``/ops/{op_id}``)."""
-    route = _ROUTES.get(path)
-    if route is not None:
-        return route
-    if path.startswith(_OP_PREFIX):
-        return wire.PATH_OP
-    if path.startswith(_IMAGE_PREFIX):
-        return wire.PATH_IMAGE
-    return "other"
-
-
-def op_id_of(path: str) -> int | None:
-    """The op id in a ``/ops/{op_id}`` path, else ``None``."""
-    if not path.startswith(_OP_PREFIX):
-        return None
-    tail = path[len(_OP_PREFIX) :]
-    return int(tail) if tail.isdigit() else None
-
-
-def error_type(exc: BaseException) -> str:
-    """A low-cardinality name for a failure: the status code of an API error,
-    else a short kind (``timeout``, ``connect_error`` ...) or the class name."""
-    if isinstance(exc, APIStatusError):
-        return str(exc.status)
-    if isinstance(exc, ConnectError):
-        return "connect_error"
-    if isinstance(exc, ResponseTooLargeError):
-        return "response_too_large"
-    if isinstance(exc, TransportError):
-        return "timeout" if exc.reason.startswith("timed out") else "connection_error"
-    if isinstance(exc, ResponseValidationError):
-        return "invalid_body"
-    if isinstance(exc, ClientClosedError):
-        return "client_closed"
-    if isinstance(exc, asyncio.CancelledError):
-        return "cancelled"
-    return type(exc).__qualname__
-
-
-def _status_class(status: int | None) -> str:
-    return f"{status // 100}xx" if status is not None else "error"
 
 
 _OTEL: list[Any] = []
@@ -337,7 +257,7 @@ class CallObs:
             {
                 **common,
                 "wesog.request.kind": self.kind,
-                "wesog.status_class": _status_class(status),
+                "wesog.status_class": status_class(status),
             },
         )
         semconv = {**common, **tel.server}
@@ -408,9 +328,5 @@ __all__ = [
     "SCOPE",
     "CallObs",
     "Telemetry",
-    "error_type",
     "log_submitted",
-    "new_request_id",
-    "op_id_of",
-    "route_template",
 ]

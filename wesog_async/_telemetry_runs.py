@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from wesog_async._telemetry import Telemetry, error_type, route_template
+from wesog_async._telemetry import Telemetry
+from wesog_async._telemetry_labels import error_type, route_template
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span

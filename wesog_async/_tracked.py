@@ -1,5 +1,6 @@
 """One followed operation, poller side: its state (:class:`Tracked`), the
-parse of its status bodies, and the record of a finish (the client's counters).
+parse of its status bodies, the error of a failed poll, and the record of a
+finish (the client's counters).
 Split from :mod:`wesog_async._poller`, which schedules and sends the polls."""
 
 from __future__ import annotations
@@ -9,7 +10,13 @@ import asyncio
 import attrs
 
 from wesog_async._convert import pending_status, structure_operation
-from wesog_async._errors import ResponseValidationError
+from wesog_async._errors import (
+    NotFoundError,
+    OperationError,
+    OperationNotFoundError,
+    ResponseValidationError,
+    WesogError,
+)
 from wesog_async._http import Response
 from wesog_async._models import Operation
 from wesog_async._retry import PollPolicy, RetryPolicy
@@ -69,6 +76,36 @@ def parse_status(resp: Response, op_id: int) -> Operation:
     return op
 
 
+def poll_failure(
+    op_id: int, image_ids: tuple[str, ...], exc: WesogError | RuntimeError
+) -> WesogError:
+    """The error a follower of ``op_id`` gets when its poll failed with ``exc``
+    after the retry budget (the poller makes ``exc`` its cause): it names the
+    operation, which the bare cause (a reset, a 5xx) does not."""
+    if isinstance(exc, NotFoundError):
+        held = f"; it covered {len(image_ids)} records" if image_ids else ""
+        return OperationNotFoundError(
+            f"operation {op_id} is unknown to the server (404){held}",
+            op_id=op_id,
+            image_ids=image_ids,
+        )
+    if isinstance(exc, ResponseValidationError):
+        # F12: the body stays a validation error, now naming the operation.
+        error = ResponseValidationError(
+            "status body does not fit the model after the retry budget"
+            if exc.errors
+            else str(exc),  # already holds the body preview
+            errors=exc.errors,
+            body=exc.body if exc.errors else None,
+            op_id=op_id,
+        )
+        error.body = exc.body
+        return error
+    return OperationError(
+        f"polling operation {op_id} failed after the retry budget: {exc}", op_id=op_id
+    )
+
+
 def count_finished(stats: ClientStats, op: Operation) -> None:
     """Count a finished operation in the client's counters."""
     stats.finished += 1
@@ -95,4 +132,11 @@ def resolved(
     return Tracked(op.op_id, fut, op.num_total, policy, image_ids, latest=op)
 
 
-__all__ = ["Tracked", "count_finished", "mark_retrieved", "parse_status", "resolved"]
+__all__ = [
+    "Tracked",
+    "count_finished",
+    "mark_retrieved",
+    "parse_status",
+    "poll_failure",
+    "resolved",
+]

@@ -18,23 +18,24 @@ import attrs
 from wesog_async import _attempts, _sansio, _telemetry
 from wesog_async import _wire as wire
 from wesog_async._attempts import RequestKind
-from wesog_async._errors import (
-    ClientClosedError,
-    ConnectError,
-    ResponseTooLargeError,
-    TransportError,
-    WesogError,
+from wesog_async._errors import ClientClosedError, WesogError
+from wesog_async._http import (
+    BodyLimits,
+    Response,
+    Timeouts,
+    read_capped,
+    scrub_secret,
+    send_failure,
 )
-from wesog_async._http import BodyLimits, Response, Timeouts, read_capped
 from wesog_async._retry import RetryPolicy, Sleep, call_with_retries
 from wesog_async._stats import ClientStats
+from wesog_async._telemetry_labels import new_request_id, server_request_id
 
 logger = logging.getLogger("wesog_async")
 
 T = TypeVar("T")
 Params = list[tuple[str, str]] | None
 
-_REDACTED: Final = b"<redacted>"
 _WRITE_KINDS: Final = frozenset({"write", "strict_write"})
 
 
@@ -194,7 +195,7 @@ class Transport:
         session = self.check_usable()
         send = self._send_once
         # [telemetry] one id per call; observed only when someone listens.
-        rid = _telemetry.new_request_id()
+        rid = new_request_id()
         tel = self.telemetry
         obs = tel.call(method, path, kind, rid) if tel.active or _debug() else None
         try:
@@ -263,7 +264,7 @@ class Transport:
         events of ``span`` (the operation's), not a span of its own."""
         session = self.check_usable()
         # [telemetry] as in request(), but no span of its own.
-        rid = _telemetry.new_request_id()
+        rid = new_request_id()
         tel = self.telemetry
         obs = tel.call(method, path, kind, rid, events_on=span) if tel.active or _debug() else None
 
@@ -345,33 +346,15 @@ class Transport:
                     raw = await read_capped(resp, limit, method, path)
                     retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
                     # Server text too: scrubbed of the key, like the body below.
-                    server_rid = _telemetry.server_request_id(resp.headers, secret=self.__api_key)
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-                raise ConnectError(
-                    f"cannot connect ({type(exc).__name__}: {reason})", method=method, path=path
-                ) from None
-            except ResponseTooLargeError:
-                raise
+                    server_rid = server_request_id(resp.headers, secret=self.__api_key)
             except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
-                if self._closed:
-                    raise ClientClosedError(
-                        f"{method} {path}: the client closed while the request was in flight",
-                        maybe_applied=True,
-                    ) from None
-                if isinstance(exc, RuntimeError):
+                error = send_failure(exc, method, path, closed=self._closed)
+                if error is None:
                     raise
-                if isinstance(exc, TimeoutError):
-                    raise TransportError(
-                        "timed out waiting for the response", method=method, path=path
-                    ) from None
                 # Never chain the aiohttp error itself: its request_info holds headers.
-                raise TransportError(
-                    f"connection failed ({type(exc).__name__})", method=method, path=path
-                ) from None
-        if self.__key_bytes in raw:
-            # A server that echoes the key must not put it in an error or a log.
-            raw = raw.replace(self.__key_bytes, _REDACTED)
+                raise error from None
+        # A server that echoes the key must not put it in an error or a log.
+        raw = scrub_secret(raw, self.__key_bytes)
         if 200 <= status < 300:
             return Response(status, raw, request_id=rid, server_request_id=server_rid)
         retry_after = _sansio.parse_retry_after(retry_after_header, now=time.time())

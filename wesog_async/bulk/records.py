@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from wesog_async import _jsonlib, _sansio
+from wesog_async import _jsonlib, _validate
 from wesog_async import _wire as wire
 from wesog_async._errors import InvalidInputError
 from wesog_async._models import BOOL_FIELDS, LIST_FIELDS, STRING_FIELDS, ImageInput
@@ -68,7 +68,7 @@ def compile_check(keys: tuple[str, ...], require_src: bool) -> ShapeCheck:
     """A validator for dicts with exactly these keys, in this order.
 
     The hot loop of a million-record upload: straight-line type checks, a
-    subset of :func:`_sansio.image_body`'s. False means "not certainly valid":
+    subset of :func:`_validate.image_body`'s. False means "not certainly valid":
     the record then goes through ``image_body``, which names the error.
     Tuples in list fields are left to ``image_body`` too.
     """
@@ -169,12 +169,12 @@ class Encoder:
                     pass  # not valid UTF-8 (a lone surrogate): image_body names the field
         if isinstance(rec, InvalidRecord):
             raise InvalidInputError(rec.message, field=rec.field, index=pos, image_id=rec.image_id)
-        image_id, body = _sansio.image_body(rec, require_src=self.require_src, index=pos)
+        image_id, body = _validate.image_body(rec, require_src=self.require_src, index=pos)
         return image_id, _jsonlib.dumps(body)
 
     def _encode_delete(self, rec: Any, pos: int) -> tuple[str, bytes]:
         if type(rec) is str:
-            return _sansio.check_image_id(rec, index=pos), _jsonlib.dumps(rec)
+            return _validate.check_image_id(rec, index=pos), _jsonlib.dumps(rec)
         if isinstance(rec, InvalidRecord):
             raise InvalidInputError(rec.message, field=rec.field, index=pos, image_id=rec.image_id)
         if isinstance(rec, ImageInput):
@@ -185,7 +185,7 @@ class Encoder:
             value = rec[wire.BATCH_ID_KEY]
         else:
             value = rec
-        image_id = _sansio.check_image_id(value, index=pos)
+        image_id = _validate.check_image_id(value, index=pos)
         return image_id, _jsonlib.dumps(image_id)
 
 

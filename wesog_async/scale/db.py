@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from wesog_async.bulk.journal.postgres import ensure_schema as ensure_journal_schema
 from wesog_async.bulk.journal.postgres import is_postgres_dsn, redact_dsn, split_dsn
+from wesog_async.bulk.journal.postgres_schema import ensure_schema as ensure_journal_schema
 
 if TYPE_CHECKING:
     import asyncpg

@@ -7,6 +7,8 @@ The same rows and states as the SQLite journal (see
 id). A scale-out job keeps one journal per shard in the job's database, so
 that a worker taking over a shard resumes it exactly as a local run resumes
 its file.
+The tables' SQL, their creation and a row's columns are in
+:mod:`wesog_async.bulk.journal.postgres_schema`.
 
 Pass ``journal="postgresql://user@host/db"`` (the journal is named
 ``default``, or by a ``journal=NAME`` query parameter of the URL) or a
@@ -39,52 +41,27 @@ from wesog_async.bulk.journal.base import (
     JournalRow,
     check_binding,
 )
+from wesog_async.bulk.journal.postgres_schema import (
+    COLUMNS,
+    INSERT,
+    SCHEMA_VERSION,
+    dumps,
+    ensure_schema,
+    insert_args,
+    journal_row,
+    loads,
+)
 
 if TYPE_CHECKING:
     import asyncpg
-    from asyncpg.pool import PoolConnectionProxy
 
 T = TypeVar("T")
 
 #: Run in the transaction of every insert and split; raises to refuse the write.
 JournalFence = Callable[["asyncpg.Connection[Any]"], Awaitable[None]]
 
-SCHEMA_VERSION: Final = 1
 DSN_SCHEMES: Final = ("postgresql", "postgres")
 _NAME_PARAM: Final = "journal"
-# Any fixed 64-bit number: serializes schema creation by concurrent workers.
-_SCHEMA_LOCK: Final = 0x5765736F674A6E6C
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS wesog_journals (
-    name TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    meta JSONB NOT NULL DEFAULT '{}'::jsonb,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS wesog_journal_batches (
-    journal TEXT NOT NULL REFERENCES wesog_journals (name) ON DELETE CASCADE,
-    id BIGINT NOT NULL,
-    start BIGINT NOT NULL,
-    stop BIGINT NOT NULL,
-    positions TEXT,
-    state TEXT NOT NULL,
-    op_id BIGINT,
-    image_ids TEXT,
-    fingerprint TEXT,
-    invalid TEXT,
-    failed TEXT,
-    unknown TEXT,
-    n_applied INTEGER NOT NULL DEFAULT 0,
-    resent BOOLEAN NOT NULL DEFAULT false,
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (journal, id)
-);
-"""
-_COLUMNS: Final = (
-    "id, start, stop, positions, state, op_id, image_ids, fingerprint, invalid, failed, "
-    "unknown, n_applied, resent"
-)
 
 
 def is_postgres_dsn(spec: object) -> bool:
@@ -118,53 +95,6 @@ def redact_dsn(dsn: str) -> str:
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _dumps(value: Any) -> str | None:
-    return json.dumps(value, separators=(",", ":")) if value else None
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
-def _row(r: asyncpg.Record) -> JournalRow:
-    return JournalRow(
-        row_id=r[0],
-        start=r[1],
-        stop=r[2],
-        positions=_loads(r[3]),
-        state=r[4],
-        op_id=r[5],
-        image_ids=_loads(r[6]),
-        fingerprint=r[7],
-        invalid=[tuple(e) for e in _loads(r[8]) or ()],
-        failed=[tuple(e) for e in _loads(r[9]) or ()],
-        unknown=[tuple(e) for e in _loads(r[10]) or ()],
-        n_applied=r[11],
-        resent=bool(r[12]),
-    )
-
-
-def _insert_args(name: str, r: JournalRow) -> tuple[Any, ...]:
-    return (
-        name, r.row_id, r.start, r.stop, _dumps(r.positions), r.state, r.op_id,
-        _dumps(r.image_ids), r.fingerprint, _dumps(r.invalid), _dumps(r.failed),
-        _dumps(r.unknown), r.n_applied, r.resent,
-    )  # fmt: skip
-
-
-_INSERT: Final = (
-    f"INSERT INTO wesog_journal_batches (journal, {_COLUMNS}) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-)
-
-
-async def ensure_schema(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> None:
-    """Create the journal tables if missing (safe when many workers start at once)."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-        await conn.execute(_SCHEMA)
 
 
 class PostgresJournal:
@@ -302,31 +232,31 @@ class PostgresJournal:
                     json.dumps(merged),
                 )
                 records = await conn.fetch(
-                    f"SELECT {_COLUMNS} FROM wesog_journal_batches WHERE journal = $1 ORDER BY id",
+                    f"SELECT {COLUMNS} FROM wesog_journal_batches WHERE journal = $1 ORDER BY id",
                     self._name,
                 )
-            return [_row(r) for r in records]
+            return [journal_row(r) for r in records]
 
         return await self._call(run)
 
     async def insert(self, rows: Sequence[JournalRow]) -> None:
         """Store new rows (behind the fence, if any, in one transaction)."""
-        args = [_insert_args(self._name, r) for r in rows]
+        args = [insert_args(self._name, r) for r in rows]
         fence = self._fence
 
         async def run(conn: asyncpg.Connection) -> None:
             if fence is None:
-                await conn.executemany(_INSERT, args)
+                await conn.executemany(INSERT, args)
                 return
             async with conn.transaction():
                 await fence(conn)
-                await conn.executemany(_INSERT, args)
+                await conn.executemany(INSERT, args)
 
         await self._call(run)
 
     async def split(self, old_row_id: int, rows: Sequence[JournalRow]) -> None:
         """Replace a row by its halves, in one transaction (behind the fence, if any)."""
-        args = [_insert_args(self._name, r) for r in rows]
+        args = [insert_args(self._name, r) for r in rows]
         fence = self._fence
 
         async def run(conn: asyncpg.Connection) -> None:
@@ -338,7 +268,7 @@ class PostgresJournal:
                     self._name,
                     old_row_id,
                 )
-                await conn.executemany(_INSERT, args)
+                await conn.executemany(INSERT, args)
 
         await self._call(run)
 
@@ -357,8 +287,8 @@ class PostgresJournal:
     async def finish(self, row: JournalRow) -> None:
         """Store a row's final state and entries (its id list is dropped)."""
         args = (
-            self._name, row.row_id, row.state, row.op_id, _dumps(row.failed),
-            _dumps(row.unknown), row.n_applied, row.resent, row.fingerprint,
+            self._name, row.row_id, row.state, row.op_id, dumps(row.failed),
+            dumps(row.unknown), row.n_applied, row.resent, row.fingerprint,
         )  # fmt: skip
 
         async def run(conn: asyncpg.Connection) -> None:
@@ -412,9 +342,9 @@ class PostgresJournal:
                 DONE,
             ):
                 applied += r[0]
-                failed += len(_loads(r[1]) or ())
-                invalid += len(_loads(r[2]) or ())
-                unknown += len(_loads(r[3]) or ())
+                failed += len(loads(r[1]) or ())
+                invalid += len(loads(r[2]) or ())
+                unknown += len(loads(r[3]) or ())
             pending = [
                 r[0]
                 for r in await conn.fetch(
