@@ -197,3 +197,14 @@ def test_help_lists_the_scale_out_commands(capsys: pytest.CaptureFixture[str]) -
         cli.main(["--help"])
     text = capsys.readouterr().out
     assert "worker" in text and "job" in text
+
+
+def test_job_create_warns_when_a_non_create_mode_is_not_strict(
+    postgres_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_input(tmp_path, 3)
+    base = ["job", "create", "--journal", postgres_dsn, "--mode", "replace"]
+    assert cli.main([*base[:2], unique_name("warn"), *base[2:], str(path)]) == 0
+    assert "--mode replace without --strict" in capsys.readouterr().err
+    assert cli.main([*base[:2], unique_name("warn"), *base[2:], str(path), "--strict"]) == 0
+    assert "without --strict" not in capsys.readouterr().err

@@ -21,6 +21,7 @@ from wesog_async.cli._common import (
     info,
     out,
     run_loop,
+    warn,
 )
 from wesog_async.scale import JobExistsError, JobSpec, connect, create_job, job_status, plan_shards
 
@@ -145,6 +146,12 @@ async def _create(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.mode != "create" and not args.strict:
+        warn(
+            args,
+            f"--mode {args.mode} without --strict: ids missing on the server are ignored "
+            "and counted as applied (add --strict to report them as failed)",
+        )
     pool = await _connect(connect, journal_of(args))
     try:
         created = await create_job(pool, args.job, shards, spec)
