@@ -28,6 +28,7 @@ they mean on a resume (:mod:`wesog_async.bulk.resume`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -173,6 +174,32 @@ class JournalMismatchError(WesogError, ValueError):
         )
 
 
+def decode_text(value: str | None) -> Any:
+    """A JSON text column (``NULL`` is ``None``)."""
+    return None if value is None else json.loads(value)
+
+
+def row_from_columns(r: Any) -> JournalRow:
+    """A :class:`JournalRow` from the columns both backends select, in order:
+    id, start, stop, positions, state, op_id, image_ids, fingerprint, invalid,
+    failed, unknown, n_applied, resent (list columns as JSON text)."""
+    return JournalRow(
+        row_id=r[0],
+        start=r[1],
+        stop=r[2],
+        positions=decode_text(r[3]),
+        state=r[4],
+        op_id=r[5],
+        image_ids=decode_text(r[6]),
+        fingerprint=r[7],
+        invalid=[tuple(e) for e in decode_text(r[8]) or ()],
+        failed=[tuple(e) for e in decode_text(r[9]) or ()],
+        unknown=[tuple(e) for e in decode_text(r[10]) or ()],
+        n_applied=r[11],
+        resent=bool(r[12]),
+    )
+
+
 def check_binding(path: str, stored: Mapping[str, str], binding: Binding) -> None:
     """Raise :class:`JournalMismatchError` for the first stored field that differs."""
     for key, value in binding.as_dict().items():
@@ -251,6 +278,8 @@ class JournalBackend(Protocol):
 
 
 __all__ = [
+    "decode_text",
+    "row_from_columns",
     "ACCEPTED",
     "DONE",
     "STATES",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Final
 
-from wesog_async.bulk.journal.base import JournalRow
+from wesog_async.bulk.journal.base import JournalRow, decode_text, row_from_columns
 
 if TYPE_CHECKING:
     import asyncpg
@@ -57,26 +57,9 @@ def dumps(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":")) if value else None
 
 
-def loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
-def journal_row(r: asyncpg.Record) -> JournalRow:
-    return JournalRow(
-        row_id=r[0],
-        start=r[1],
-        stop=r[2],
-        positions=loads(r[3]),
-        state=r[4],
-        op_id=r[5],
-        image_ids=loads(r[6]),
-        fingerprint=r[7],
-        invalid=[tuple(e) for e in loads(r[8]) or ()],
-        failed=[tuple(e) for e in loads(r[9]) or ()],
-        unknown=[tuple(e) for e in loads(r[10]) or ()],
-        n_applied=r[11],
-        resent=bool(r[12]),
-    )
+#: JSON text columns, and a row from the selected columns (shared with SQLite).
+loads = decode_text
+journal_row = row_from_columns
 
 
 def insert_args(name: str, r: JournalRow) -> tuple[Any, ...]:

@@ -28,6 +28,8 @@ from wesog_async.bulk.journal.base import (
     Binding,
     JournalRow,
     check_binding,
+    decode_text,
+    row_from_columns,
 )
 
 T = TypeVar("T")
@@ -64,26 +66,8 @@ def _dumps(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":")) if value else None
 
 
-def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
-def _row(r: tuple[Any, ...]) -> JournalRow:
-    return JournalRow(
-        row_id=r[0],
-        start=r[1],
-        stop=r[2],
-        positions=_loads(r[3]),
-        state=r[4],
-        op_id=r[5],
-        image_ids=_loads(r[6]),
-        fingerprint=r[7],
-        invalid=[tuple(e) for e in _loads(r[8]) or ()],
-        failed=[tuple(e) for e in _loads(r[9]) or ()],
-        unknown=[tuple(e) for e in _loads(r[10]) or ()],
-        n_applied=r[11],
-        resent=bool(r[12]),
-    )
+_loads = decode_text
+_row = row_from_columns
 
 
 class Journal:
