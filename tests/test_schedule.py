@@ -181,7 +181,7 @@ def test_a_stuck_op_past_stale_after_is_no_evidence() -> None:
 
 def test_learned_delay_ignores_the_trust_rule() -> None:
     schedule = learned([3.0])
-    assert schedule.learned_delay(POLICY, ONE, 1) == pytest.approx(3.0 * 1.05 + 0.001, rel=0.01)
+    assert schedule.learned_delay(POLICY, ONE, 1) == pytest.approx(3.0 * 1.01 + 0.002, rel=0.01)
     assert Schedule().learned_delay(POLICY, ONE, 1) is None
 
 

@@ -132,7 +132,7 @@ class Schedule:
         if duration < seen_running:
             duration = math.sqrt(seen_running * observed)
         # Aim a little after the finish: a round trip and loop jitter.
-        duration += 0.001 + 0.05 * duration
+        duration += 0.002 + 0.01 * duration
         guess = policy.first(num_total, None, None)
         if duration <= 0 or guess <= 0:
             return
