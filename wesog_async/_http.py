@@ -141,4 +141,25 @@ def scrub_secret(raw: bytes, secret: bytes) -> bytes:
     return raw
 
 
-__all__ = ["BodyLimits", "Response", "Timeouts", "read_capped", "scrub_secret", "send_failure"]
+def own_session(max_connections: int, ssl: Any) -> aiohttp.ClientSession:
+    """The session a client owns: a pool of ``max_connections``, never raising
+    for a status, and without aiohttp's own silent resend."""
+    connector = aiohttp.TCPConnector(limit=max_connections, ssl=ssl)
+    session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+    # aiohttp silently resends PUT/DELETE once when a kept-alive connection
+    # drops after the body was sent. Retries are ours to decide: a strict
+    # write must not be resent after an ambiguous failure (FAULTS F6).
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
+
+
+__all__ = [
+    "BodyLimits",
+    "Response",
+    "Timeouts",
+    "own_session",
+    "read_capped",
+    "scrub_secret",
+    "send_failure",
+]

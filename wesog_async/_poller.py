@@ -33,6 +33,7 @@ from wesog_async._tracked import (
     Tracked,
     count_finished,
     mark_retrieved,
+    next_delay,
     parse_status,
     poll_failure,
     resolved,
@@ -276,25 +277,7 @@ class Poller:
         tracked.running_age = now - tracked.submitted_at
         if op.num_good + op.num_bad == 0 and tracked.learnable:
             self.schedule.seen_running(tracked.policy, tracked.kind, tracked.submitted_at, now)
-        self._schedule(tracked, self._next_delay(tracked, previous, op, now))
-
-    def _next_delay(
-        self, tracked: Tracked, previous: Operation | None, op: Operation, now: float
-    ) -> float:
-        policy = tracked.policy
-        done = op.num_good + op.num_bad
-        if done > tracked.progress_done and done < op.num_total:
-            at = tracked.progress_at
-            before = tracked.progress_done
-            tracked.progress_at, tracked.progress_done = now, done
-            if at is not None and previous is not None:
-                tracked.polls_without_progress = 0
-                return Schedule.toward_finish(policy, before, at, done, op.num_total, now)
-        tracked.polls_without_progress += 1
-        return Schedule.backoff(
-            policy, tracked.first_delay, tracked.polls_without_progress, self._rng,
-            age=now - tracked.submitted_at,
-        )  # fmt: skip
+        self._schedule(tracked, next_delay(tracked, previous, op, now, self._rng))
 
     def _end_probe(self, tracked: Tracked) -> None:
         if self._probing.get(tracked.kind) == tracked.op_id:

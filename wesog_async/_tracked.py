@@ -6,6 +6,7 @@ Split from :mod:`wesog_async._poller`, which schedules and sends the polls."""
 from __future__ import annotations
 
 import asyncio
+import random
 
 import attrs
 
@@ -20,7 +21,7 @@ from wesog_async._errors import (
 from wesog_async._http import Response
 from wesog_async._models import Operation
 from wesog_async._retry import PollPolicy, RetryPolicy
-from wesog_async._schedule import Kind
+from wesog_async._schedule import Kind, Schedule
 from wesog_async._stats import ClientStats
 from wesog_async._telemetry_runs import OpObs
 
@@ -132,7 +133,29 @@ def resolved(
     return Tracked(op.op_id, fut, op.num_total, policy, image_ids, latest=op)
 
 
+def next_delay(
+    tracked: Tracked, previous: Operation | None, op: Operation, now: float, rng: random.Random
+) -> float:
+    """When to poll an unfinished op again: toward the finish its progress
+    predicts (rule 3), else the geometric backoff (rule 4); updates its counters."""
+    policy = tracked.policy
+    done = op.num_good + op.num_bad
+    if done > tracked.progress_done and done < op.num_total:
+        at = tracked.progress_at
+        before = tracked.progress_done
+        tracked.progress_at, tracked.progress_done = now, done
+        if at is not None and previous is not None:
+            tracked.polls_without_progress = 0
+            return Schedule.toward_finish(policy, before, at, done, op.num_total, now)
+    tracked.polls_without_progress += 1
+    return Schedule.backoff(
+        policy, tracked.first_delay, tracked.polls_without_progress, rng,
+        age=now - tracked.submitted_at,
+    )  # fmt: skip
+
+
 __all__ = [
+    "next_delay",
     "Tracked",
     "count_finished",
     "mark_retrieved",

@@ -23,6 +23,7 @@ from wesog_async._http import (
     BodyLimits,
     Response,
     Timeouts,
+    own_session,
     read_capped,
     scrub_secret,
     send_failure,
@@ -126,13 +127,7 @@ class Transport:
             limit = self._borrowed.connector.limit if self._borrowed.connector else 0
             self._slots = asyncio.Semaphore(limit or self._max_connections)
             return
-        connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
-        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
-        # aiohttp silently resends PUT/DELETE once when a kept-alive connection
-        # drops after the body was sent. Retries are ours to decide: a strict
-        # write must not be resent after an ambiguous failure (FAULTS F6).
-        if hasattr(self._session, "_retry_connection"):
-            self._session._retry_connection = False
+        self._session = own_session(self._max_connections, self._ssl)
         # Requests wait for a connection here, not in aiohttp's pool, so the
         # wait is never mistaken for a timeout of a request that was sent.
         self._slots = asyncio.Semaphore(self._max_connections)
