@@ -634,3 +634,33 @@ async def test_write_failures_carry_their_image_ids(aiohttp_server: ServerFactor
     assert rejected.value.image_ids == ("a", "b")
     assert unknown.value.image_ids == ("a", "b")
     assert isinstance(unknown.value.__cause__, ServerError)
+
+
+async def test_a_poll_failing_during_a_drain_fails_its_future_and_the_drain_ends(
+    aiohttp_server: ServerFactory,
+) -> None:
+    # A drain waits for every pending future: one whose polls keep failing must
+    # fail (OperationError), not be left for a close that is waiting on it.
+    ops = OpServer()
+    failing = False
+
+    async def poll(request: web.Request) -> web.Response:
+        if failing:
+            return web.json_response({"detail": "down"}, status=500)
+        return await ops.poll(request)
+
+    ops.stuck.add(1)
+    app = web.Application()
+    app.router.add_post("/imgs/{image_id}", ops.write)
+    app.router.add_get("/ops/{op_id}", poll)
+    url = await start(aiohttp_server, app)
+    retry = RetryPolicy(attempts=2, backoff_initial=0.001, backoff_max=0.001)
+    client = make_client(url, key=KEY, retry=retry)
+    await client.open()
+    fut = await client.images.create({"id": "a", "src": SRC})
+    await asyncio.sleep(0.05)  # polled once or twice: running
+    failing = True
+    async with asyncio.timeout(10):
+        await client.aclose(drain=True)
+    with pytest.raises(OperationError, match="polling operation 1 failed"):
+        fut.result_nowait()

@@ -244,8 +244,10 @@ class Poller:
             # A 404 or an unparseable status fails the follower even while
             # closing; any other failure then leaves it to close().
             named = isinstance(exc, NotFoundError | ResponseValidationError)
-            if not named and (self._closing or self._transport.closed):
-                return  # close() fails the future with ClientClosedError
+            if not named and (self._closing or not self._transport.is_open):
+                # close() fails the future with ClientClosedError. (Not while
+                # a drain waits: the future must end, or the drain never does.)
+                return
             self._fail(tracked, poll_failure(op_id, tracked.image_ids, exc), cause=exc)
             return
         if obs is not None:
