@@ -129,10 +129,25 @@ async def test_a_journal_refuses_another_binding(
     journal: JournalBackend, field: str, other: Binding
 ) -> None:
     await journal.bind(BINDING)
+    await journal.insert([row(1, 0, 10)])  # a batch that may have left
     with pytest.raises(JournalMismatchError) as info:
         await journal.bind(other)
     assert info.value.field == field
-    await journal.bind(BINDING)  # the stored binding is unchanged
+    assert len(await journal.bind(BINDING)) == 1  # the stored binding is unchanged
+
+
+async def test_a_journal_that_never_sent_anything_takes_another_binding(
+    journal: JournalBackend,
+) -> None:
+    # A first run with a wrong key (or URL) sent nothing: the journal must not
+    # stay tied to it, or no correct run could ever use it.
+    wrong_key = Binding("http://127.0.0.1:1", "t-wrong", "create", False)
+    await journal.bind(wrong_key)
+    await journal.insert([row(1, 0, 10, UNSENT)])
+    assert await journal.bind(BINDING) == []  # its unsent rows are dropped too
+    await journal.insert([row(1, 0, 10)])
+    with pytest.raises(JournalMismatchError):
+        await journal.bind(wrong_key)  # now this run has sent: bound for good
 
 
 async def test_closed_journal_refuses_writes(make_journal: object) -> None:

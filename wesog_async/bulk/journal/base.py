@@ -200,6 +200,12 @@ def row_from_columns(r: Any) -> JournalRow:
     )
 
 
+def nothing_sent(states: Sequence[str]) -> bool:
+    """Whether rows in these states prove nothing was ever sent (all ``unsent``,
+    or no row): such a journal may be bound again, to another run."""
+    return all(state == UNSENT for state in states)
+
+
 def check_binding(path: str, stored: Mapping[str, str], binding: Binding) -> None:
     """Raise :class:`JournalMismatchError` for the first stored field that differs."""
     for key, value in binding.as_dict().items():
@@ -278,6 +284,7 @@ class JournalBackend(Protocol):
 
 
 __all__ = [
+    "nothing_sent",
     "decode_text",
     "row_from_columns",
     "ACCEPTED",

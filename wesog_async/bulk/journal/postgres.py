@@ -38,8 +38,10 @@ from wesog_async.bulk.journal.base import (
     ACCEPTED,
     DONE,
     Binding,
+    JournalMismatchError,
     JournalRow,
     check_binding,
+    nothing_sent,
 )
 from wesog_async.bulk.journal.postgres_schema import (
     COLUMNS,
@@ -224,7 +226,20 @@ class PostgresJournal:
                     "SELECT meta FROM wesog_journals WHERE name = $1 FOR UPDATE", self._name
                 )
                 stored: dict[str, str] = json.loads(meta) if meta else {}
-                check_binding(self.path, stored, binding)
+                try:
+                    check_binding(self.path, stored, binding)
+                except JournalMismatchError:
+                    states = await conn.fetch(
+                        "SELECT state FROM wesog_journal_batches WHERE journal = $1", self._name
+                    )
+                    if not nothing_sent([r[0] for r in states]):
+                        raise
+                    # Nothing of the other run ever left (a wrong key, say):
+                    # this run may have the journal.
+                    await conn.execute(
+                        "DELETE FROM wesog_journal_batches WHERE journal = $1", self._name
+                    )
+                    stored = {k: v for k, v in stored.items() if k not in binding.as_dict()}
                 merged = {**binding.as_dict(), **stored}
                 await conn.execute(
                     "UPDATE wesog_journals SET meta = $2::jsonb WHERE name = $1",

@@ -26,9 +26,11 @@ from wesog_async.bulk.journal.base import (
     ACCEPTED,
     DONE,
     Binding,
+    JournalMismatchError,
     JournalRow,
     check_binding,
     decode_text,
+    nothing_sent,
     row_from_columns,
 )
 
@@ -190,7 +192,19 @@ class Journal:
     def _bind_sync(self, binding: Binding) -> list[JournalRow]:
         db = self._db()
         stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        check_binding(self._path, stored, binding)
+        try:
+            check_binding(self._path, stored, binding)
+        except JournalMismatchError:
+            states = [state for (state,) in db.execute("SELECT state FROM batches")]
+            if not nothing_sent(states):
+                raise
+            # Nothing of the other run ever left (a wrong key, say): this run
+            # may have the journal, rather than leave it tied to that run.
+            keys = list(binding.as_dict())
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM batches")
+            db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
+            db.execute("COMMIT")
         db.executemany(
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", binding.as_dict().items()
         )
