@@ -174,6 +174,18 @@ class JournalMismatchError(WesogError, ValueError):
         )
 
 
+#: The columns :func:`row_from_columns` reads, in its order (both backends).
+ROW_COLUMNS: Final = (
+    "id, start, stop, positions, state, op_id, image_ids, fingerprint, invalid, failed, "
+    "unknown, n_applied, resent"
+)
+
+
+def encode_text(value: Any) -> str | None:
+    """A list column as compact JSON text (``None`` when empty)."""
+    return json.dumps(value, separators=(",", ":")) if value else None
+
+
 def decode_text(value: str | None) -> Any:
     """A JSON text column (``NULL`` is ``None``)."""
     return None if value is None else json.loads(value)
@@ -284,6 +296,8 @@ class JournalBackend(Protocol):
 
 
 __all__ = [
+    "ROW_COLUMNS",
+    "encode_text",
     "nothing_sent",
     "decode_text",
     "row_from_columns",

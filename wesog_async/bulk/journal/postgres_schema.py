@@ -8,10 +8,15 @@ them too (:mod:`wesog_async.scale.db`).
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, Final
 
-from wesog_async.bulk.journal.base import JournalRow, decode_text, row_from_columns
+from wesog_async.bulk.journal.base import (
+    ROW_COLUMNS,
+    JournalRow,
+    decode_text,
+    encode_text,
+    row_from_columns,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -47,15 +52,8 @@ CREATE TABLE IF NOT EXISTS wesog_journal_batches (
     PRIMARY KEY (journal, id)
 );
 """
-COLUMNS: Final = (
-    "id, start, stop, positions, state, op_id, image_ids, fingerprint, invalid, failed, "
-    "unknown, n_applied, resent"
-)
-
-
-def dumps(value: Any) -> str | None:
-    return json.dumps(value, separators=(",", ":")) if value else None
-
+COLUMNS: Final = ROW_COLUMNS
+dumps = encode_text
 
 #: JSON text columns, and a row from the selected columns (shared with SQLite).
 loads = decode_text

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import os
 import sqlite3
 import time
@@ -25,11 +24,13 @@ from typing import Any, Final, Self, TypeVar
 from wesog_async.bulk.journal.base import (
     ACCEPTED,
     DONE,
+    ROW_COLUMNS,
     Binding,
     JournalMismatchError,
     JournalRow,
     check_binding,
     decode_text,
+    encode_text,
     nothing_sent,
     row_from_columns,
 )
@@ -58,16 +59,8 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_start ON batches (start);
 """
-_COLUMNS: Final = (
-    "id, start, stop, positions, state, op_id, image_ids, fingerprint, invalid, failed, "
-    "unknown, n_applied, resent"
-)
-
-
-def _dumps(value: Any) -> str | None:
-    return json.dumps(value, separators=(",", ":")) if value else None
-
-
+_COLUMNS: Final = ROW_COLUMNS
+_dumps = encode_text
 _loads = decode_text
 _row = row_from_columns
 
