@@ -664,3 +664,33 @@ async def test_a_poll_failing_during_a_drain_fails_its_future_and_the_drain_ends
         await client.aclose(drain=True)
     with pytest.raises(OperationError, match="polling operation 1 failed"):
         fut.result_nowait()
+
+
+async def test_a_fault_in_learning_loses_no_outcome_and_stops_no_poll_worker(
+    aiohttp_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # If what the poller does with a finished status raises (a bug of ours),
+    # the outcome the server proved is still delivered, later polls still run,
+    # and a fault while following one op fails only that op, naming it.
+    from wesog_async._schedule import Schedule
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise ZeroDivisionError("learning broke")
+
+    monkeypatch.setattr(Schedule, "learn", broken)
+    ops = OpServer()
+    url = await start(aiohttp_server, ops.app())
+    async with WesogClient(KEY, base_url=url, max_polls_in_flight=1) as client:
+        futures = [await client.images.create({"id": f"l{n}", "src": SRC}) for n in range(3)]
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(*futures)
+        assert [op.num_good for op in results] == [1, 1, 1]
+        monkeypatch.setattr(Schedule, "seen_running", broken)
+        ops.stuck.add(4)
+        stuck = await client.images.create({"id": "s", "src": SRC})
+        with pytest.raises(OperationError, match="following operation 4 failed"):
+            async with asyncio.timeout(5):
+                await stuck
+        fine = await client.images.create({"id": "f", "src": SRC})
+        async with asyncio.timeout(5):
+            assert (await fine).num_good == 1

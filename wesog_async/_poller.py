@@ -20,6 +20,7 @@ from wesog_async import _sansio
 from wesog_async._errors import (
     ClientClosedError,
     NotFoundError,
+    OperationError,
     ResponseValidationError,
     WesogError,
     carry_request_ids,
@@ -218,8 +219,22 @@ class Poller:
     async def _worker(self) -> None:
         while True:
             tracked = await self._due.get()
-            if not tracked.future.done():
+            if tracked.future.done():
+                continue
+            try:
                 await self._poll(tracked)
+            except Exception as exc:
+                # A bug of ours in following one operation: that follower fails
+                # naming it (the op stays followable by id); the worker goes on.
+                logger.exception("following operation %s failed", tracked.op_id)
+                self._fail(
+                    tracked,
+                    OperationError(
+                        f"following operation {tracked.op_id} failed: {type(exc).__name__}",
+                        op_id=tracked.op_id,
+                    ),
+                    cause=exc,
+                )
 
     async def _poll(self, tracked: Tracked) -> None:
         op_id = tracked.op_id
@@ -264,6 +279,9 @@ class Poller:
             if tracked.op_id is not None:
                 self._tracked.pop(tracked.op_id, None)
             self._end_probe(tracked)
+            # The proven outcome first: learning from it comes after.
+            count_finished(self._stats, op)
+            tracked.future.set_result(op)
             if tracked.learnable:
                 cold = self.schedule.estimate(tracked.kind) is None
                 self.schedule.learn(
@@ -273,8 +291,6 @@ class Poller:
                 )  # fmt: skip
                 if cold:
                     self._learned(tracked.kind, now)
-            count_finished(self._stats, op)
-            tracked.future.set_result(op)
             return
         tracked.running_age = now - tracked.submitted_at
         if op.num_good + op.num_bad == 0 and tracked.learnable:
