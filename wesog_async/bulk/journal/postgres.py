@@ -37,21 +37,21 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 from wesog_async.bulk.journal.base import (
     ACCEPTED,
     DONE,
+    ROW_COLUMNS,
     Binding,
     JournalMismatchError,
     JournalRow,
     check_binding,
+    decode_text,
+    encode_text,
     nothing_sent,
+    row_from_columns,
 )
 from wesog_async.bulk.journal.postgres_schema import (
-    COLUMNS,
     INSERT,
     SCHEMA_VERSION,
-    dumps,
     ensure_schema,
     insert_args,
-    journal_row,
-    loads,
 )
 
 if TYPE_CHECKING:
@@ -247,10 +247,11 @@ class PostgresJournal:
                     json.dumps(merged),
                 )
                 records = await conn.fetch(
-                    f"SELECT {COLUMNS} FROM wesog_journal_batches WHERE journal = $1 ORDER BY id",
+                    f"SELECT {ROW_COLUMNS} FROM wesog_journal_batches "
+                    "WHERE journal = $1 ORDER BY id",
                     self._name,
                 )
-            return [journal_row(r) for r in records]
+            return [row_from_columns(r) for r in records]
 
         return await self._call(run)
 
@@ -302,8 +303,8 @@ class PostgresJournal:
     async def finish(self, row: JournalRow) -> None:
         """Store a row's final state and entries (its id list is dropped)."""
         args = (
-            self._name, row.row_id, row.state, row.op_id, dumps(row.failed),
-            dumps(row.unknown), row.n_applied, row.resent, row.fingerprint,
+            self._name, row.row_id, row.state, row.op_id, encode_text(row.failed),
+            encode_text(row.unknown), row.n_applied, row.resent, row.fingerprint,
         )  # fmt: skip
 
         async def run(conn: asyncpg.Connection) -> None:
@@ -357,9 +358,9 @@ class PostgresJournal:
                 DONE,
             ):
                 applied += r[0]
-                failed += len(loads(r[1]) or ())
-                invalid += len(loads(r[2]) or ())
-                unknown += len(loads(r[3]) or ())
+                failed += len(decode_text(r[1]) or ())
+                invalid += len(decode_text(r[2]) or ())
+                unknown += len(decode_text(r[3]) or ())
             pending = [
                 r[0]
                 for r in await conn.fetch(

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 from wesog_async.bulk.journal.base import (
     ROW_COLUMNS,
     JournalRow,
-    decode_text,
     encode_text,
-    row_from_columns,
 )
 
 if TYPE_CHECKING:
@@ -52,24 +50,18 @@ CREATE TABLE IF NOT EXISTS wesog_journal_batches (
     PRIMARY KEY (journal, id)
 );
 """
-COLUMNS: Final = ROW_COLUMNS
-dumps = encode_text
-
-#: JSON text columns, and a row from the selected columns (shared with SQLite).
-loads = decode_text
-journal_row = row_from_columns
 
 
 def insert_args(name: str, r: JournalRow) -> tuple[Any, ...]:
     return (
-        name, r.row_id, r.start, r.stop, dumps(r.positions), r.state, r.op_id,
-        dumps(r.image_ids), r.fingerprint, dumps(r.invalid), dumps(r.failed),
-        dumps(r.unknown), r.n_applied, r.resent,
+        name, r.row_id, r.start, r.stop, encode_text(r.positions), r.state, r.op_id,
+        encode_text(r.image_ids), r.fingerprint, encode_text(r.invalid), encode_text(r.failed),
+        encode_text(r.unknown), r.n_applied, r.resent,
     )  # fmt: skip
 
 
 INSERT: Final = (
-    f"INSERT INTO wesog_journal_batches (journal, {COLUMNS}) "
+    f"INSERT INTO wesog_journal_batches (journal, {ROW_COLUMNS}) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 )
 
@@ -82,12 +74,8 @@ async def ensure_schema(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 
 __all__ = [
-    "COLUMNS",
     "INSERT",
     "SCHEMA_VERSION",
-    "dumps",
     "ensure_schema",
     "insert_args",
-    "journal_row",
-    "loads",
 ]

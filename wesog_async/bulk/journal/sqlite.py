@@ -59,10 +59,6 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_start ON batches (start);
 """
-_COLUMNS: Final = ROW_COLUMNS
-_dumps = encode_text
-_loads = decode_text
-_row = row_from_columns
 
 
 class Journal:
@@ -201,8 +197,8 @@ class Journal:
         db.executemany(
             "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", binding.as_dict().items()
         )
-        cursor = db.execute(f"SELECT {_COLUMNS} FROM batches ORDER BY id")
-        return [_row(r) for r in cursor.fetchall()]
+        cursor = db.execute(f"SELECT {ROW_COLUMNS} FROM batches ORDER BY id")
+        return [row_from_columns(r) for r in cursor.fetchall()]
 
     async def insert(self, rows: Sequence[JournalRow]) -> None:
         """Store new rows."""
@@ -210,21 +206,21 @@ class Journal:
 
     def _insert_sync(self, rows: list[JournalRow]) -> None:
         self._db().executemany(
-            f"INSERT INTO batches ({_COLUMNS}, updated_at) "
+            f"INSERT INTO batches ({ROW_COLUMNS}, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     r.row_id,
                     r.start,
                     r.stop,
-                    _dumps(r.positions),
+                    encode_text(r.positions),
                     r.state,
                     r.op_id,
-                    _dumps(r.image_ids),
+                    encode_text(r.image_ids),
                     r.fingerprint,
-                    _dumps(r.invalid),
-                    _dumps(r.failed),
-                    _dumps(r.unknown),
+                    encode_text(r.invalid),
+                    encode_text(r.failed),
+                    encode_text(r.unknown),
                     r.n_applied,
                     int(r.resent),
                     time.time(),
@@ -270,8 +266,8 @@ class Journal:
             (
                 row.state,
                 row.op_id,
-                _dumps(row.failed),
-                _dumps(row.unknown),
+                encode_text(row.failed),
+                encode_text(row.unknown),
                 row.n_applied,
                 int(row.resent),
                 row.fingerprint,
@@ -301,9 +297,9 @@ class Journal:
             "SELECT n_applied, failed, invalid, unknown FROM batches WHERE state = ?", (DONE,)
         ):
             applied += n_applied
-            failed += len(_loads(failed_json) or ())
-            invalid += len(_loads(invalid_json) or ())
-            unknown += len(_loads(unknown_json) or ())
+            failed += len(decode_text(failed_json) or ())
+            invalid += len(decode_text(invalid_json) or ())
+            unknown += len(decode_text(unknown_json) or ())
         pending = [
             op_id
             for (op_id,) in db.execute(
