@@ -22,6 +22,7 @@ values = st.one_of(
 )
 record = st.one_of(
     st.fixed_dictionaries({"id": ids, "src": values}),
+    st.fixed_dictionaries({"src": values, "id": ids}),  # the same keys in another order
     st.fixed_dictionaries({"id": ids, "src": values}, optional={"title": values}),
     st.fixed_dictionaries({"src": values, "id": ids, "keywords": st.lists(values, max_size=2)}),
     st.fixed_dictionaries({"id": ids}),
@@ -86,7 +87,13 @@ def test_the_piece_check_refuses_what_it_cannot_prove() -> None:
     good = [{"id": "a", "src": "s"}, {"id": "b", "src": "t"}]
     seen: list[str] = []
     assert check(good, seen) and seen == ["a", "b"]
-    assert not check([*good, {"src": "u", "id": "c"}], [])  # another key order
+    assert check([*good, {"src": "u", "id": "c"}], [])  # another key order: the same checks
+    assert not check([*good, {"id": "c"}], [])  # a key missing
+    assert not check([*good, {"id": "c", "src": "u", "nope": 1}], [])  # a key more
+    assert not check([*good, {"id": "c", "nope": "u"}], [])  # as many keys, another set
+    assert not check([*good, {"id": 3, "src": "u"}], [])  # an id that is no string
+    assert not check([*good, {"id": " \t", "src": "u"}], [])  # a blank id
+    assert not check([*good, {"id": "", "src": "u"}], [])  # an empty id
     assert not check([*good, {"id": "c", "src": ""}], [])  # empty src
     assert not check([*good, {"id": ".", "src": "u"}], [])  # a reserved id
     assert compile_piece_check(("id", "nope"), True)(good, []) is False  # unknown field

@@ -94,6 +94,8 @@ def prove(
             n, failed,
             f"{name}: {op.num_bad} bad but only {len(failed)} errors listed (truncated?)",
         )  # fmt: skip
+    if not failed:
+        return Proof(tuple(range(n)), failed, ())
     return Proof(tuple(i for i in range(n) if i not in failed), failed, ())
 
 

@@ -302,18 +302,33 @@ class Batcher:
             piece_ids: list[str] = []
             batch = self.open
             taken = 0 if batch is None else len(batch.ids)
-            if taken + n <= self.batch_size and check(recs, piece_ids):
-                new = dict(zip(piece_ids, range(pos, pos + n), strict=True))
-                if len(new) == n and (batch is None or batch.ids.keys().isdisjoint(new)):
-                    try:
-                        body = _dumps(recs)
-                    except (TypeError, ValueError):  # e.g. a lone surrogate: named below
-                        body = b""
-                    nbytes = (2 if batch is None else batch.nbytes) + len(body) - 1
-                    if body and nbytes <= self.max_bytes:
-                        if batch is None:
+            if (
+                taken + n <= self.batch_size
+                and check(recs, piece_ids)
+                and (batch is None or batch.ids.keys().isdisjoint(piece_ids))
+            ):
+                try:
+                    body = _dumps(recs)
+                except (TypeError, ValueError):  # e.g. a lone surrogate: named below
+                    body = b""
+                nbytes = (2 if batch is None else batch.nbytes) + len(body) - 1
+                if body and nbytes <= self.max_bytes:
+                    positions = range(pos, pos + n)
+                    if batch is None:
+                        ids = dict(zip(piece_ids, positions, strict=True))
+                        ok = len(ids) == n
+                        if ok:
                             batch = self.open = Batch(pos, sparse=self.sparse)
-                        batch.ids.update(new)
+                            batch.ids = ids
+                    else:
+                        ids = batch.ids
+                        ids.update(zip(piece_ids, positions, strict=True))
+                        ok = len(ids) == taken + n
+                        if not ok:  # an id twice in the piece: undo (disjoint from the batch)
+                            for image_id in piece_ids:
+                                ids.pop(image_id, None)
+                    if ok:
+                        assert batch is not None
                         encoded = batch.encoded
                         encoded += memoryview(body)[1:-1]
                         encoded.append(_COMMA)

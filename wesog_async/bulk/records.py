@@ -3,6 +3,7 @@ million-record upload), pure."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -42,8 +43,11 @@ def _never(_rec: dict[str, Any]) -> bool:
     return False
 
 
-def _check_lines(keys: tuple[str, ...], require_src: bool, indent: str) -> list[str] | None:
-    """The straight-line checks of one record ``r`` (``None``: never certainly valid)."""
+def _check_lines(
+    keys: tuple[str, ...], require_src: bool, indent: str, *, with_id: bool = True
+) -> list[str] | None:
+    """The straight-line checks of one record ``r`` (``None``: never certainly
+    valid); ``with_id=False`` leaves the id to the caller."""
     if wire.BATCH_ID_KEY not in keys or (require_src and "src" not in keys):
         return None
     lines = []
@@ -51,6 +55,8 @@ def _check_lines(keys: tuple[str, ...], require_src: bool, indent: str) -> list[
         kind = _KINDS.get(key)
         if kind is None:
             return None  # unknown or computed field
+        if kind == _ID and not with_id:
+            continue
         lines.append(f"    v = r[{key!r}]")
         if kind == _SRC:
             src_ok = "type(v) is str and v"
@@ -83,21 +89,38 @@ def compile_check(keys: tuple[str, ...], require_src: bool) -> ShapeCheck:
 
 
 def compile_piece_check(keys: tuple[str, ...], require_src: bool) -> PieceCheck:
-    """A validator for a whole list of records, all dicts with exactly these
-    keys in this order (the batch-at-a-time path): ``check(records, ids)``
-    appends each record's id to ``ids`` and returns whether every record is
-    certainly valid. One call per piece instead of one per record."""
-    lines = _check_lines(keys, require_src, "    ")
+    """A validator for a whole list of records, all dicts with these keys (in
+    any order: the same keys get the same checks, and each record is encoded
+    in its own order either way), for the batch-at-a-time path:
+    ``check(records, ids)`` appends each record's id to ``ids`` and returns
+    whether every record is certainly valid. One call per piece; the ids are
+    checked column-wise by C loops (type, empty, blank, ``.``/``..``), the
+    other fields per record."""
+    lines = _check_lines(keys, require_src, "        ", with_id=False)
     if lines is None:
         return _never_piece
     head = [
         "def check(rs, ids):",
-        "    add = ids.append",
-        "    for r in rs:",
-        "        if type(r) is not dict or tuple(r) != SHAPE: return False",
+        "    try:",
+        "        for r in rs:",
+        # Exactly len(keys) keys, each of them read below (a missing one is a
+        # KeyError): the same key set.
+        f"            if type(r) is not dict or len(r) != {len(keys)}: return False",
     ]
-    namespace: dict[str, Any] = {"SHAPE": keys}
-    exec("\n".join([*head, *lines, "        add(r['id'])", "    return True"]), namespace)
+    tail = [
+        "        ids.extend(map(GET_ID, rs))",
+        "    except KeyError:",
+        "        return False",
+        "    return (set(map(type, ids)) == STR and all(ids) and not any(map(BLANK, ids))",
+        "            and '.' not in ids and '..' not in ids)",
+    ]
+    namespace: dict[str, Any] = {
+        "GET_ID": operator.itemgetter(wire.BATCH_ID_KEY),
+        "STR": {str},
+        "BLANK": str.isspace,
+    }
+    # keys are known field names, never user text
+    exec("\n".join([*head, *lines, *tail]), namespace)
     check: PieceCheck = namespace["check"]
     return check
 
