@@ -21,6 +21,7 @@ from wesog_async import (
     ingest_all,
 )
 from wesog_async._submit import Submitter
+from wesog_async.bulk.pipeline import STOP_GRACE_S
 
 KEY = "scripted-key-0123"
 RETRY = RetryPolicy(attempts=2, budget=2.0, backoff_initial=0.001, backoff_max=0.002)
@@ -113,12 +114,16 @@ async def _stalled(n: int, stop: str) -> tuple[Any, Counted, ScriptedBulkServer]
         while server.writes < 4:
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.02)
+        started = asyncio.get_running_loop().time()
         if stop == "cancel":
             task.cancel()
         else:
             await client.aclose()
         with pytest.raises((asyncio.CancelledError, ClientClosedError)):
             await task
+        # The stop's grace is for requests on the wire, never for operations
+        # being followed (a batch's task follows its own operation).
+        assert asyncio.get_running_loop().time() - started < STOP_GRACE_S / 2
         await stream.aclose()
         await client.aclose()
         return stream.report, source, server

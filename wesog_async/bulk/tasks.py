@@ -1,7 +1,7 @@
-"""The tasks of one batch: a send task gets it accepted (split in halves on
-413) and hands each operation to a wait task, which settles it. Every
-exception in submitting, following or classifying becomes the batch's
-outcome; slots are released in ``finally``."""
+"""The task of one batch: it gets the batch accepted (split in halves on
+413), then follows its operation and settles it (the first half of a split
+goes to a wait task of its own). Every exception in submitting, following or
+classifying becomes the batch's outcome; slots are released in ``finally``."""
 
 from __future__ import annotations
 
@@ -37,10 +37,12 @@ class BatchTasks:
         self.submitter = submitter
 
     async def _send(self, batch: Batch) -> None:
-        """Get the batch accepted (split in halves on 413), then hand each
-        operation to a wait task. Holds one in-flight slot and the pending slot
-        the dispatcher took (overdrawn for the second half of a split)."""
-        todo, reserved = [batch], True
+        """Get the batch accepted (split in halves on 413), then follow its
+        operation in this task (a split's first half in a wait task of its
+        own). Holds one in-flight slot until the last request is accepted, and
+        the pending slot the dispatcher took (overdrawn for a split's second
+        half) until the outcome is queued."""
+        todo, reserved, holding = [batch], True, True
         current: Batch | None = None
         on_wire = False
         try:
@@ -80,8 +82,21 @@ class BatchTasks:
                 if not reserved:
                     self.run.pending.force(1)  # a split batch: one more operation
                 reserved = False
-                self.spawn_wait(current, fut)
-                current = None
+                if todo:  # the other half still to send: wait for this one apart
+                    self.spawn_wait(current, fut)
+                    current = None
+                    continue
+                # The last operation of this send: this task waits for it (one
+                # task per batch), its in-flight slot freed first.
+                waiting, current = current, None
+                holding = False
+                self.run.in_flight.release()
+                self._become_wait_task()
+                try:
+                    await self._wait(waiting, fut)
+                except Exception:  # a bug of ours: _wait settled what it could
+                    logger.exception("following batch %d failed", waiting.number)
+                return
         except BaseException as exc:
             # Cancelled (the stop grace ran out) or a bug of ours: a batch whose
             # request had left may have been applied; the halves not sent were not.
@@ -101,9 +116,19 @@ class BatchTasks:
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
-            self.run.in_flight.release()
+            if holding:
+                self.run.in_flight.release()
             if reserved:
                 self.run.pending.release()
+
+    def _become_wait_task(self) -> None:
+        """Move the running send task to the wait tasks: a stop's grace period
+        is for requests on the wire, not for operations being followed."""
+        task = asyncio.current_task()
+        if task is not None and task in self.run.send_tasks:
+            self.run.send_tasks.discard(task)
+            self.run.wait_tasks.add(task)
+            task.add_done_callback(self.run.wait_tasks.discard)
 
     async def _submit_one(self, batch: Batch) -> OperationFuture:
         if self.run.transport.closed:  # checked here: a close after this raises mid-request
