@@ -262,26 +262,6 @@ class Transport:
         rid = new_request_id()
         tel = self.telemetry
         obs = tel.call(method, path, kind, rid, events_on=span) if tel.active or _debug() else None
-        first_failure: Exception | None = None
-        if obs is None:
-            # The first attempt inline: no closures, no retry machinery (polls).
-            if on_attempt is not None:
-                on_attempt()
-            try:
-                resp = await self._send_once(
-                    session, method, path, kind, params, None, None, False, None, None, rid
-                )
-            except Exception as exc:
-                if isinstance(exc, WesogError):
-                    exc.request_id = rid
-                first_failure = exc
-            else:
-                try:
-                    return parse(resp)
-                except Exception as exc:
-                    if isinstance(exc, WesogError):
-                        exc.request_id, exc.server_request_id = rid, resp.server_request_id
-                    first_failure = exc
 
         async def attempt() -> T:
             if on_attempt is not None:
@@ -289,7 +269,12 @@ class Transport:
             sending = self._send_once(
                 session, method, path, kind, params, None, None, False, None, None, rid
             )
-            resp = await _telemetry.observed(sending, rid, obs)
+            try:
+                # No observed() layer when nobody listens (every status poll).
+                resp = await (sending if obs is None else _telemetry.observed(sending, rid, obs))
+            except WesogError as exc:
+                exc.request_id = rid
+                raise
             try:
                 return parse(resp)
             except WesogError as exc:
@@ -305,7 +290,6 @@ class Transport:
         return await call_with_retries(
             attempt, policy=retry or self.retry_policy, kind=kind, retry_invalid_body=True,
             sleep=self.sleep, name=f"{method} {path}", on_retry=retried,
-            first_failure=first_failure,
         )  # fmt: skip
 
     async def _send_once(

@@ -313,22 +313,15 @@ class Batcher:
                     body = b""
                 nbytes = (2 if batch is None else batch.nbytes) + len(body) - 1
                 if body and nbytes <= self.max_bytes:
-                    positions = range(pos, pos + n)
-                    if batch is None:
-                        ids = dict(zip(piece_ids, positions, strict=True))
-                        ok = len(ids) == n
-                        if ok:
+                    ids: dict[str, int] = {} if batch is None else batch.ids
+                    ids.update(zip(piece_ids, range(pos, pos + n), strict=True))
+                    if len(ids) != taken + n:  # an id twice in the piece: undo
+                        for image_id in piece_ids:  # (all new: disjoint from the batch)
+                            ids.pop(image_id, None)
+                    else:
+                        if batch is None:
                             batch = self.open = Batch(pos, sparse=self.sparse)
                             batch.ids = ids
-                    else:
-                        ids = batch.ids
-                        ids.update(zip(piece_ids, positions, strict=True))
-                        ok = len(ids) == taken + n
-                        if not ok:  # an id twice in the piece: undo (disjoint from the batch)
-                            for image_id in piece_ids:
-                                ids.pop(image_id, None)
-                    if ok:
-                        assert batch is not None
                         encoded = batch.encoded
                         encoded += memoryview(body)[1:-1]
                         encoded.append(_COMMA)

@@ -94,7 +94,7 @@ class BatchTasks:
                 self._become_wait_task()
                 try:
                     await self._wait(waiting, fut)
-                except Exception:  # a bug of ours: _wait settled what it could
+                except Exception:  # journal or queue: _outcome_of made the outcome, settled first
                     logger.exception("following batch %d failed", waiting.number)
                 return
         except BaseException as exc:
