@@ -85,18 +85,24 @@ def test_a_piece_batch_splits_and_reports_records_like_any_other() -> None:
 def test_the_piece_check_refuses_what_it_cannot_prove() -> None:
     check = compile_piece_check(("id", "src"), True)
     good = [{"id": "a", "src": "s"}, {"id": "b", "src": "t"}]
-    seen: list[str] = []
-    assert check(good, seen) and seen == ["a", "b"]
-    assert check([*good, {"src": "u", "id": "c"}], [])  # another key order: the same checks
-    assert not check([*good, {"id": "c"}], [])  # a key missing
-    assert not check([*good, {"id": "c", "src": "u", "nope": 1}], [])  # a key more
-    assert not check([*good, {"id": "c", "nope": "u"}], [])  # as many keys, another set
-    assert not check([*good, {"id": 3, "src": "u"}], [])  # an id that is no string
-    assert not check([*good, {"id": " \t", "src": "u"}], [])  # a blank id
-    assert not check([*good, {"id": "", "src": "u"}], [])  # an empty id
-    assert not check([*good, {"id": "c", "src": ""}], [])  # empty src
-    assert not check([*good, {"id": ".", "src": "u"}], [])  # a reserved id
-    assert compile_piece_check(("id", "nope"), True)(good, []) is False  # unknown field
+    assert check(good, 7) == {"a": 7, "b": 8}  # the id map, from the given position
+    assert check([*good, {"src": "u", "id": "c"}], 0)  # another key order: the same checks
+    assert check([*good, {"id": "c"}], 0) is None  # a key missing
+    assert check([*good, {"src": "u"}, {"id": "c"}], 0) is None  # the id missing
+    assert check([*good, {"id": "c", "src": "u", "nope": 1}], 0) is None  # a key more
+    assert check([*good, {"id": "c", "nope": "u"}], 0) is None  # as many keys, another set
+    assert check([*good, {"id": 3, "src": "u"}], 0) is None  # an id that is no string
+    assert check([*good, {"id": ["a"], "src": "u"}], 0) is None  # an unhashable id
+    assert check([*good, {"id": " \t", "src": "u"}], 0) is None  # a blank id
+    assert check([*good, {"id": "", "src": "u"}], 0) is None  # an empty id
+    assert check([*good, {"id": "c", "src": ""}], 0) is None  # empty src
+    assert check([*good, {"id": ".", "src": "u"}], 0) is None  # a reserved id
+    assert check([*good, {"id": "..", "src": "u"}], 0) is None  # a reserved id
+    assert check([*good, {"id": "a", "src": "u"}], 0) is None  # an id twice in the piece
+    assert compile_piece_check(("id", "nope"), True)(good, 0) is None  # unknown field
+    only_ids = compile_piece_check(("id",), False)  # modify: the id alone
+    assert only_ids([{"id": "a"}, {"id": "b"}], 0) == {"a": 0, "b": 1}
+    assert only_ids([{"id": "a"}, {"src": "b"}], 0) is None
 
 
 async def test_an_input_that_raises_mid_piece_loses_none_of_the_records_before(

@@ -551,3 +551,84 @@ def test_pending_status_leaves_anything_unusual_to_the_full_model(body: object) 
     from wesog_async._convert import pending_status
 
     assert pending_status(body) is None
+
+
+_any_json = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.floats(-2, 2), st.sampled_from(["", "x", "7"])
+)
+_stamps = st.one_of(
+    st.none(), st.sampled_from(["2026-12-02T10:00:00.123Z", "2026-12-02 10:00:00", "noon", ""])
+)
+_item = st.one_of(
+    st.fixed_dictionaries({"id": _any_json, "msg": _any_json}),
+    st.fixed_dictionaries({"msg": st.just("m")}),
+    st.just("not an object"),
+)
+_index = st.one_of(st.none(), st.integers(0, 4), st.just("img-1"))
+_valid_status = st.fixed_dictionaries(
+    {
+        "num_total": st.integers(0, 5), "num_good": st.integers(0, 5),
+        "num_bad": st.integers(0, 5), "is_finished": st.booleans(),
+    },
+    optional={
+        "is_started": st.one_of(st.none(), st.booleans()),
+        "all_good": st.one_of(st.none(), st.booleans()),
+        "do_wait": st.booleans(), "do_urgent": st.booleans(), "do_strict": st.none(),
+        "method": st.sampled_from(["add", "upd", "frobnicate", None]),
+        "resource": st.sampled_from(["image", "video", "thing", None]),
+        "idle_ms": st.one_of(st.none(), st.integers(0, 9), st.floats(0, 1e6)),
+        "exec_ms": st.one_of(st.none(), st.floats(0, 1e6)),
+        "created_at": _stamps, "started_at": _stamps, "finished_at": _stamps,
+        "errors": st.one_of(
+            st.none(),
+            st.lists(st.fixed_dictionaries({"id": _index, "msg": st.just("m")}), max_size=3),
+        ),
+        "op_id": st.one_of(st.none(), st.integers(1, 99)), "extra": _any_json,
+    },
+)  # fmt: skip
+_keys = st.sampled_from(
+    ["num_total", "num_good", "num_bad", "is_finished", "is_started", "all_good", "do_wait",
+     "method", "resource", "idle_ms", "exec_ms", "created_at", "finished_at", "errors", "op_id"]
+)  # fmt: skip
+_junk = st.one_of(
+    _any_json, _stamps, st.just(10**400), st.just("12"), st.lists(_item, min_size=1, max_size=2)
+)
+# A status the server could send, with at most two fields made odd.
+_status = st.builds(
+    lambda base, odd: {**base, **odd},
+    _valid_status,
+    st.dictionaries(_keys, _junk, max_size=2),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_status)
+def test_exact_operation_is_the_converter_or_nothing(data: dict[str, Any]) -> None:
+    from wesog_async._convert import exact_operation
+
+    quick = exact_operation(data)
+    try:
+        full: Operation | None = converter.structure(data, Operation)
+    except Exception:  # the converter refusing is one of the outcomes
+        full = None
+    if quick is not None:
+        assert quick == full
+        assert type(quick.method) is type(full.method)  # an enum member, not the string
+        assert type(quick.idle_ms) is type(full.idle_ms)
+
+
+def test_exact_operation_takes_a_finished_status_as_servers_send_it() -> None:
+    from wesog_async._convert import exact_operation
+
+    body = {
+        "op_id": 12, "method": "add", "resource": "image", "num_total": 3, "num_good": 2,
+        "num_bad": 1, "is_started": True, "is_finished": True, "all_good": False,
+        "do_wait": False, "do_urgent": False, "do_strict": False, "idle_ms": 0.1, "exec_ms": 3,
+        "created_at": "2026-12-02T22:00:00.123Z", "started_at": "2026-12-02T22:00:00.124Z",
+        "finished_at": "2026-12-02T22:00:00.125Z", "errors": [{"id": 1, "msg": "bad src"}],
+    }  # fmt: skip
+    quick = exact_operation(body)
+    assert quick is not None and quick == converter.structure(body, Operation)
+    assert quick.errors == (OperationItemError(1, "bad src"),) and quick.exec_ms == 3.0
+    assert exact_operation({**body, "op_id": "12"}) is None  # tolerated, but by the converter
+    assert structure_operation({**body, "op_id": "12"}).op_id == 12

@@ -13,7 +13,7 @@ import enum
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
@@ -231,7 +231,77 @@ def structure(data: Any, cls: type[T], *, body: bytes | None = None, what: str =
 
 def structure_operation(data: Any, *, body: bytes | None = None) -> Operation:
     """An :class:`Operation` from a response body, with ``op_id`` read per D1/D4."""
-    return structure(data, Operation, body=body, what="operation")
+    return exact_operation(data) or structure(data, Operation, body=body, what="operation")
+
+
+_OPERATION_FLAGS: Final = ("is_started", "all_good", "do_wait", "do_urgent", "do_strict")
+_METHODS: Final[dict[str, OperationMethod]] = {m.value: m for m in OperationMethod}
+_RESOURCES: Final[dict[str, OperationResource]] = {r.value: r for r in OperationResource}
+
+
+def exact_operation(data: Any) -> Operation | None:
+    """The :class:`Operation` the converter makes of ``data``, built without
+    cattrs when every field has exactly its JSON type (the status hot path:
+    one finished status per operation); ``None`` for anything else, which the
+    converter then structures or reports precisely. Same result either way
+    (a property test holds the two together)."""
+    if type(data) is not dict:
+        return None
+    get = data.get
+    total, good, bad = get("num_total"), get("num_good"), get("num_bad")
+    finished = get("is_finished")
+    if type(total) is not int or type(good) is not int or type(bad) is not int:
+        return None
+    if type(finished) is not bool:
+        return None
+    flags = []
+    for name in _OPERATION_FLAGS:
+        flag = get(name)
+        if flag is not None and type(flag) is not bool:
+            return None
+        flags.append(flag)
+    method, resource, op_id = get("method"), get("resource"), get("op_id")
+    if (method is not None and type(method) is not str) or (
+        resource is not None and type(resource) is not str
+    ):
+        return None
+    if op_id is not None and type(op_id) is not int:
+        return None
+    timing = []
+    for name in ("idle_ms", "exec_ms"):
+        ms = get(name)
+        if ms is not None:
+            if type(ms) is not float and (type(ms) is not int or abs(ms) > 1 << 53):
+                return None  # (a huge integer: float() would overflow)
+            ms = float(ms)
+        timing.append(ms)
+    try:
+        stamps = [parse_timestamp(get(n)) for n in ("created_at", "started_at", "finished_at")]
+    except (TypeError, ValueError):
+        return None
+    raw_errors = get("errors")
+    errors: tuple[OperationItemError, ...] = ()
+    if raw_errors:
+        if type(raw_errors) is not list:
+            return None
+        items = []
+        for item in raw_errors:
+            if type(item) is not dict or "id" not in item:
+                return None
+            index, msg = item["id"], item.get("msg")
+            if type(msg) is not str or not (index is None or type(index) in (int, str)):
+                return None
+            items.append(OperationItemError(index, msg))
+        errors = tuple(items)
+    elif raw_errors is not None and type(raw_errors) is not list:
+        return None  # an empty string or 0: the converter names it
+    return Operation(
+        total, good, bad, finished, flags[0], flags[1],
+        None if method is None else _METHODS.get(method, method),
+        None if resource is None else _RESOURCES.get(resource, resource),
+        flags[2], flags[3], flags[4], timing[0], timing[1], stamps[0], stamps[1], stamps[2],
+        errors, op_id,
+    )  # fmt: skip
 
 
 def pending_status(data: Any) -> Operation | None:

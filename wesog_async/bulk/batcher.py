@@ -291,7 +291,8 @@ class Batcher:
 
         The common case is checked and encoded at once: dicts of one shape,
         all certainly valid, no id twice (in the piece or the open batch), one
-        ``orjson.dumps`` of the list within the byte limit. Anything else goes
+        ``orjson.dumps`` of the list within the byte limit; the piece's id map
+        (built by the check) becomes the batch's, or joins it. Anything else goes
         record by record through :meth:`feed`, so that positions, messages and
         byte cuts are exactly those of the per-record path.
         """
@@ -299,39 +300,31 @@ class Batcher:
         if checks is not None and n > 1 and type(recs[0]) is dict:
             shape = tuple(recs[0])
             check = checks.pieces.get(shape) or checks.compile_piece(shape)
-            piece_ids: list[str] = []
             batch = self.open
             taken = 0 if batch is None else len(batch.ids)
-            if (
-                taken + n <= self.batch_size
-                and check(recs, piece_ids)
-                and (batch is None or batch.ids.keys().isdisjoint(piece_ids))
-            ):
+            piece_ids = check(recs, pos) if taken + n <= self.batch_size else None
+            if piece_ids is not None and (batch is None or batch.ids.keys().isdisjoint(piece_ids)):
                 try:
                     body = _dumps(recs)
                 except (TypeError, ValueError):  # e.g. a lone surrogate: named below
                     body = b""
                 nbytes = (2 if batch is None else batch.nbytes) + len(body) - 1
                 if body and nbytes <= self.max_bytes:
-                    ids: dict[str, int] = {} if batch is None else batch.ids
-                    ids.update(zip(piece_ids, range(pos, pos + n), strict=True))
-                    if len(ids) != taken + n:  # an id twice in the piece: undo
-                        for image_id in piece_ids:  # (all new: disjoint from the batch)
-                            ids.pop(image_id, None)
+                    if batch is None:
+                        batch = self.open = Batch(pos, sparse=self.sparse)
+                        batch.ids = piece_ids
                     else:
-                        if batch is None:
-                            batch = self.open = Batch(pos, sparse=self.sparse)
-                            batch.ids = ids
-                        encoded = batch.encoded
-                        encoded += memoryview(body)[1:-1]
-                        encoded.append(_COMMA)
-                        batch.offsets = None
-                        batch.nbytes = nbytes
-                        batch.stop = pos + n
-                        if taken + n >= self.batch_size:
-                            self.open = None
-                            return [batch]
-                        return []
+                        batch.ids.update(piece_ids)
+                    encoded = batch.encoded
+                    encoded += memoryview(body)[1:-1]
+                    encoded.append(_COMMA)
+                    batch.offsets = None
+                    batch.nbytes = nbytes
+                    batch.stop = pos + n
+                    if taken + n >= self.batch_size:
+                        self.open = None
+                        return [batch]
+                    return []
         closed = []
         feed = self.feed
         for i, rec in enumerate(recs):

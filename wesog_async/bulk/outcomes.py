@@ -78,13 +78,15 @@ def from_operation(batch: Batch, op: Operation, *, elapsed: float = 0.0) -> Outc
     """The outcome of a batch whose operation ``op`` finished (``batch.op_id``
     is the operation followed)."""
     ids = list(batch.ids)
-    positions = list(batch.ids.values())
     op_id = batch.op_id if batch.op_id is not None else op.op_id
     proof = prove(op, ids, op_id=batch.op_id)
-    failed = tuple(
-        RecordError(positions[i], ids[i], msg, op_id=op_id, record=batch.record_at(i))
-        for i, msg in sorted(proof.failed.items())
-    )
+    failed: tuple[RecordError, ...] = ()
+    if proof.failed:
+        positions = list(batch.ids.values())
+        failed = tuple(
+            RecordError(positions[i], ids[i], msg, op_id=op_id, record=batch.record_at(i))
+            for i, msg in sorted(proof.failed.items())
+        )
     unknown: tuple[RecordError, ...] = ()
     if proof.unknown:
         unknown = record_errors(

@@ -36,7 +36,7 @@ _CHECK_LINES: Final[dict[int, str]] = {
 }
 _MAX_SHAPES: Final = 256
 ShapeCheck = Callable[[dict[str, Any]], bool]
-PieceCheck = Callable[[list[Any], list[str]], bool]
+PieceCheck = Callable[[list[Any], int], dict[str, int] | None]
 
 
 def _never(_rec: dict[str, Any]) -> bool:
@@ -44,10 +44,16 @@ def _never(_rec: dict[str, Any]) -> bool:
 
 
 def _check_lines(
-    keys: tuple[str, ...], require_src: bool, indent: str, *, with_id: bool = True
+    keys: tuple[str, ...],
+    require_src: bool,
+    indent: str,
+    *,
+    with_id: bool = True,
+    fail: str = "False",
 ) -> list[str] | None:
     """The straight-line checks of one record ``r`` (``None``: never certainly
-    valid); ``with_id=False`` leaves the id to the caller."""
+    valid); ``with_id=False`` leaves the id to the caller; a failed check
+    returns ``fail``."""
     if wire.BATCH_ID_KEY not in keys or (require_src and "src" not in keys):
         return None
     lines = []
@@ -67,7 +73,11 @@ def _check_lines(
             )
         else:
             lines.append(_CHECK_LINES[kind])
-    return [indent + line for part in lines for line in part.split("\n")]
+    return [
+        indent + line.replace("return False", f"return {fail}")
+        for part in lines
+        for line in part.split("\n")
+    ]
 
 
 def compile_check(keys: tuple[str, ...], require_src: bool) -> ShapeCheck:
@@ -92,27 +102,31 @@ def compile_piece_check(keys: tuple[str, ...], require_src: bool) -> PieceCheck:
     """A validator for a whole list of records, all dicts with these keys (in
     any order: the same keys get the same checks, and each record is encoded
     in its own order either way), for the batch-at-a-time path:
-    ``check(records, ids)`` appends each record's id to ``ids`` and returns
-    whether every record is certainly valid. One call per piece; the ids are
-    checked column-wise by C loops (type, empty, blank, ``.``/``..``), the
-    other fields per record."""
-    lines = _check_lines(keys, require_src, "        ", with_id=False)
+    ``check(records, pos)`` returns the piece's id map (image id to input
+    position, from ``pos`` on) when every record is certainly valid and no id
+    comes twice, else ``None``. One call per piece: the other fields are
+    checked per record, the ids column-wise by C loops on the map it builds
+    anyway for duplicates (type, then empty, ``.``, ``..`` by lookup, blank)."""
+    lines = _check_lines(keys, require_src, "        ", with_id=False, fail="None")
     if lines is None:
         return _never_piece
     head = [
-        "def check(rs, ids):",
+        "def check(rs, pos):",
         "    try:",
         "        for r in rs:",
         # Exactly len(keys) keys, each of them read below (a missing one is a
         # KeyError): the same key set.
-        f"            if type(r) is not dict or len(r) != {len(keys)}: return False",
+        f"            if type(r) is not dict or len(r) != {len(keys)}: return None",
     ]
     tail = [
-        "        ids.extend(map(GET_ID, rs))",
-        "    except KeyError:",
-        "        return False",
-        "    return (set(map(type, ids)) == STR and all(ids) and not any(map(BLANK, ids))",
-        "            and '.' not in ids and '..' not in ids)",
+        # A missing id is a KeyError, an unhashable one a TypeError.
+        "        ids = dict(zip(map(GET_ID, rs), range(pos, pos + len(rs))))",
+        "    except (KeyError, TypeError):",
+        "        return None",
+        "    if (len(ids) != len(rs) or set(map(type, ids)) != STR or '' in ids",
+        "            or '.' in ids or '..' in ids or any(map(BLANK, ids))):",
+        "        return None",
+        "    return ids",
     ]
     namespace: dict[str, Any] = {
         "GET_ID": operator.itemgetter(wire.BATCH_ID_KEY),
@@ -125,8 +139,8 @@ def compile_piece_check(keys: tuple[str, ...], require_src: bool) -> PieceCheck:
     return check
 
 
-def _never_piece(_recs: list[Any], _ids: list[str]) -> bool:
-    return False
+def _never_piece(_recs: list[Any], _pos: int) -> dict[str, int] | None:
+    return None
 
 
 class Checks:
