@@ -8,6 +8,7 @@ future) with its poller, and the endpoints on top of them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import platform
@@ -38,7 +39,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("wesog_async")
 
 
+@functools.cache
 def _version() -> str:
+    # Looked up once per process: importlib.metadata reads the installed
+    # distributions (~1.4 ms), and every client names its version twice.
     try:
         return version("wesog-async")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
