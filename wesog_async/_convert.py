@@ -216,7 +216,7 @@ _ITEM_INDEX = re.compile(r"(\$\.errors\[\d+\])\.index\b")
 
 def structure(data: Any, cls: type[T], *, body: bytes | None = None, what: str = "") -> T:
     """Structure ``data`` as ``cls`` or raise :class:`ResponseValidationError`."""
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise ResponseValidationError(
             f"{what or cls.__name__}: expected a JSON object, got {type(data).__name__}",
             body=body,

@@ -248,7 +248,7 @@ def extract_op_id(data: Any) -> int | None:
     """The operation id of a write response (D1): ``op_id``, then ``id``, then
     ``operation_id``. Only a JSON integer counts (a numeric string is accepted
     too, since ids are opaque to the client). ``None`` when there is none."""
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         return None
     for key in wire.OP_ID_KEYS:
         value = data.get(key)

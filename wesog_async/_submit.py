@@ -187,10 +187,10 @@ class Submitter:
         queued = (
             op_id is not None
             and not wait
-            and isinstance(parsed, Mapping)
+            and (type(parsed) is dict or isinstance(parsed, Mapping))
             and parsed.get("is_finished") is False
         )
-        if isinstance(parsed, Mapping) and not queued:
+        if (type(parsed) is dict or isinstance(parsed, Mapping)) and not queued:
             try:
                 initial = structure_operation(parsed, body=resp.body)
             except ResponseValidationError:
