@@ -34,10 +34,6 @@ logger = logging.getLogger("wesog_async")
 STOP_GRACE_S: Final = 10.0
 # The producer yields to the event loop at least this often (records).
 _YIELD_EVERY: Final = 256
-# A sync input read a piece at a time takes up to this many records between
-# loop turns (~1 ms of work): a batch of up to 1,000 is then checked and
-# encoded in one piece, never merged from several (W7's lag stays ~1 ms).
-_PIECE_MAX: Final = 1024
 DONE_MARK: Final = object()
 
 
@@ -228,14 +224,14 @@ class Pipeline:
 
     async def _read_pieces(self, records: Iterator[Any]) -> None:
         """A sync input without a journal to replay: read pieces of at most
-        :data:`_PIECE_MAX` records that fit the open batch, each checked and
+        :data:`_YIELD_EVERY` records that fit the open batch, each checked and
         encoded at once (:meth:`Batcher.feed_piece`), with a loop turn between
         pieces (a sync iterable never yields on its own)."""
         run, ready, fresh = self.run, self.ready, self.fresh
         while True:
             piece: list[Any] = []
             try:
-                piece.extend(itertools.islice(records, min(_PIECE_MAX, fresh.room())))
+                piece.extend(itertools.islice(records, min(_YIELD_EVERY, fresh.room())))
             finally:
                 # An input that raises keeps the records it gave before (extend
                 # appends one by one): they are batched, and reported, first.
