@@ -81,9 +81,11 @@ def _format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _enum_or_str(enum_type: type[E]) -> Any:
-    values = {member.value: member for member in enum_type}
+_METHODS: Final[dict[str, OperationMethod]] = {m.value: m for m in OperationMethod}
+_RESOURCES: Final[dict[str, OperationResource]] = {r.value: r for r in OperationResource}
 
+
+def _enum_or_str(values: Mapping[str, E]) -> Any:
     def hook(value: Any, _: type) -> E | str | None:
         if value is None:
             return None
@@ -136,8 +138,8 @@ def _make_converter() -> cattrs.Converter:
         make_dict_structure_fn(
             Operation,
             conv,
-            method=override(struct_hook=_enum_or_str(OperationMethod)),
-            resource=override(struct_hook=_enum_or_str(OperationResource)),
+            method=override(struct_hook=_enum_or_str(_METHODS)),
+            resource=override(struct_hook=_enum_or_str(_RESOURCES)),
             errors=override(struct_hook=_errors_hook(conv)),
             op_id=override(struct_hook=_op_id),
             created_at=override(struct_hook=lambda v, _: parse_timestamp(v)),
@@ -235,8 +237,6 @@ def structure_operation(data: Any, *, body: bytes | None = None) -> Operation:
 
 
 _OPERATION_FLAGS: Final = ("is_started", "all_good", "do_wait", "do_urgent", "do_strict")
-_METHODS: Final[dict[str, OperationMethod]] = {m.value: m for m in OperationMethod}
-_RESOURCES: Final[dict[str, OperationResource]] = {r.value: r for r in OperationResource}
 
 
 def exact_operation(data: Any) -> Operation | None:
