@@ -441,7 +441,7 @@ async def test_input_errors_stop_the_run_and_raise(client: WesogClient) -> None:
 
 def test_outcome_is_unknown_when_the_error_list_disagrees_with_the_counts() -> None:
     batch = Batch(0)
-    batch.ids = {"a": 0, "b": 1, "c": 2}
+    batch.set_ids(["a", "b", "c"], [0, 1, 2])
     batch.parts = [b'{"id":"a"}', b'{"id":"b"}', b'{"id":"c"}']
     op = Operation(
         num_total=3, num_good=1, num_bad=2, is_finished=True, op_id=9,

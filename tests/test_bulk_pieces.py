@@ -35,6 +35,7 @@ def snapshot(batch: Batch) -> tuple[Any, ...]:
         batch.start,
         batch.stop,
         dict(batch.ids),
+        batch.seen == set(batch.image_ids) and len(batch.seen) == len(batch.image_ids),
         bytes(batch.encoded),
         list(batch.ends),
         batch.nbytes,
@@ -85,24 +86,23 @@ def test_a_piece_batch_splits_and_reports_records_like_any_other() -> None:
 def test_the_piece_check_refuses_what_it_cannot_prove() -> None:
     check = compile_piece_check(("id", "src"), True)
     good = [{"id": "a", "src": "s"}, {"id": "b", "src": "t"}]
-    assert check(good, 7) == {"a": 7, "b": 8}  # the id map, from the given position
-    assert check([*good, {"src": "u", "id": "c"}], 0)  # another key order: the same checks
-    assert check([*good, {"id": "c"}], 0) is None  # a key missing
-    assert check([*good, {"src": "u"}, {"id": "c"}], 0) is None  # the id missing
-    assert check([*good, {"id": "c", "src": "u", "nope": 1}], 0) is None  # a key more
-    assert check([*good, {"id": "c", "nope": "u"}], 0) is None  # as many keys, another set
-    assert check([*good, {"id": 3, "src": "u"}], 0) is None  # an id that is no string
-    assert check([*good, {"id": ["a"], "src": "u"}], 0) is None  # an unhashable id
-    assert check([*good, {"id": " \t", "src": "u"}], 0) is None  # a blank id
-    assert check([*good, {"id": "", "src": "u"}], 0) is None  # an empty id
-    assert check([*good, {"id": "c", "src": ""}], 0) is None  # empty src
-    assert check([*good, {"id": ".", "src": "u"}], 0) is None  # a reserved id
-    assert check([*good, {"id": "..", "src": "u"}], 0) is None  # a reserved id
-    assert check([*good, {"id": "a", "src": "u"}], 0) is None  # an id twice in the piece
-    assert compile_piece_check(("id", "nope"), True)(good, 0) is None  # unknown field
+    assert check(good) == ["a", "b"]  # the ids, in order
+    assert check([*good, {"src": "u", "id": "c"}])  # another key order: the same checks
+    assert check([*good, {"id": "c"}]) is None  # a key missing
+    assert check([*good, {"src": "u"}, {"id": "c"}]) is None  # the id missing
+    assert check([*good, {"id": "c", "src": "u", "nope": 1}]) is None  # a key more
+    assert check([*good, {"id": "c", "nope": "u"}]) is None  # as many keys, another set
+    assert check([*good, {"id": 3, "src": "u"}]) is None  # an id that is no string
+    assert check([*good, {"id": ["a"], "src": "u"}]) is None  # an unhashable id
+    assert check([*good, {"id": " \t", "src": "u"}]) is None  # a blank id
+    assert check([*good, {"id": "c", "src": ""}]) is None  # empty src
+    # Reserved ids and an id twice are the batcher's to find (its set of ids).
+    odd = [{"id": ".", "src": "u"}, {"id": "", "src": "u"}, {"id": "a", "src": "u"}]
+    assert check([*good, *odd]) == ["a", "b", ".", "", "a"]
+    assert compile_piece_check(("id", "nope"), True)(good) is None  # unknown field
     only_ids = compile_piece_check(("id",), False)  # modify: the id alone
-    assert only_ids([{"id": "a"}, {"id": "b"}], 0) == {"a": 0, "b": 1}
-    assert only_ids([{"id": "a"}, {"src": "b"}], 0) is None
+    assert only_ids([{"id": "a"}, {"id": "b"}]) == ["a", "b"]
+    assert only_ids([{"id": "a"}, {"src": "b"}]) is None
 
 
 async def test_an_input_that_raises_mid_piece_loses_none_of_the_records_before(

@@ -22,6 +22,8 @@ from wesog_async.bulk.types import RecordError
 _COMMA: Final = ord(",")
 _CLOSE: Final = ord("]")
 _dumps: Final = _jsonlib.dumps
+#: Ids the per-record path refuses by value (the piece check leaves them to it).
+_RESERVED: Final = frozenset(("", ".", ".."))
 
 
 #: Fingerprint scopes: every record sent, or those a done row keeps (not failed).
@@ -37,18 +39,23 @@ def fingerprint(encoded: bytes | bytearray) -> str:
 class Batch:
     """Records on their way to one request.
 
-    ``ids`` maps each image id to its input position, in request order (it
-    doubles as the duplicate check). The encoded records are appended to one
-    buffer, ``encoded`` (``[`` then each record followed by ``,``), ``ends``
-    holding where each ends; ``parts`` gives them back one by one. A piece
-    encoded at once (:meth:`Batcher.feed_piece`) leaves ``offsets`` unset:
-    ``ends`` is then worked out from the buffer when first asked for (a 413
-    split, a failed record's report, a journal fingerprint without the failed
-    records), never on the hot path. One buffer
-    rather than a list of ``orjson.dumps`` results: each of those pins about
-    4 KB of memory while it lives (orjson's initial output buffer), so batches
-    in flight and pending held ~4 KB per record (a 71 MiB peak RSS growth at
-    batch 1000 / 16 in flight, against 5 MiB with the buffer).
+    ``image_ids`` lists the image ids in request order and ``seen`` holds the
+    same ids as a set (the duplicate check); their input positions are kept as
+    runs of consecutive positions (``ids`` gives the id-to-position map, built
+    when asked for: a report, a split, a journal row, never the hot path). A
+    list and a set cost a piece about half of what one map did.
+
+    The encoded records are appended to one buffer, ``encoded`` (``[`` then
+    each record followed by ``,``), ``ends`` holding where each ends; ``parts``
+    gives them back one by one. A piece encoded at once
+    (:meth:`Batcher.feed_piece`) leaves ``offsets`` unset: ``ends`` is then
+    worked out from the buffer when first asked for (a 413 split, a failed
+    record's report, a journal fingerprint without the failed records), never
+    on the hot path. One buffer rather than a list of ``orjson.dumps``
+    results: each of those pins about 4 KB of memory while it lives (orjson's
+    initial output buffer), so batches in flight and pending held ~4 KB per
+    record (a 71 MiB peak RSS growth at batch 1000 / 16 in flight, against 5
+    MiB with the buffer).
 
     ``prior`` holds, for a batch that resends records of an earlier run, what
     that run reported for them, by position (``"unknown"`` or ``"failed"``
@@ -58,9 +65,10 @@ class Batch:
 
     __slots__ = (
         "encoded",
-        "ids",
+        "image_ids",
         "invalid",
         "nbytes",
+        "next_pos",
         "number",
         "offsets",
         "op_id",
@@ -68,6 +76,8 @@ class Batch:
         "resent",
         "resumed",
         "row_id",
+        "runs",
+        "seen",
         "settled",
         "sparse",
         "start",
@@ -79,7 +89,12 @@ class Batch:
         self.start = start
         self.stop = start
         self.sparse = sparse
-        self.ids: dict[str, int] = {}
+        self.image_ids: list[str] = []
+        self.seen: set[str] = set()
+        #: ``(index into image_ids, input position)`` where each run of
+        #: consecutive positions starts; ``next_pos`` continues the last run.
+        self.runs: list[tuple[int, int]] = []
+        self.next_pos = -1
         self.encoded = bytearray(b"[")
         #: Where each record ends in ``encoded`` (``None``: not worked out yet).
         self.offsets: list[int] | None = []
@@ -96,6 +111,37 @@ class Batch:
 
     def positions(self) -> range:
         return range(self.start, self.stop)
+
+    def push(self, image_id: str, pos: int) -> None:
+        """Add one image id at input position ``pos`` (not checked: see ``seen``)."""
+        image_ids = self.image_ids
+        if pos != self.next_pos:
+            self.runs.append((len(image_ids), pos))
+        image_ids.append(image_id)
+        self.seen.add(image_id)
+        self.next_pos = pos + 1
+
+    def id_positions(self) -> list[int]:
+        """The input position of each id of ``image_ids``, in the same order."""
+        out: list[int] = []
+        runs, n = self.runs, len(self.image_ids)
+        for k, (index, pos) in enumerate(runs):
+            end = runs[k + 1][0] if k + 1 < len(runs) else n
+            out.extend(range(pos, pos + end - index))
+        return out
+
+    @property
+    def ids(self) -> dict[str, int]:
+        """Each image id and its input position, in request order."""
+        return dict(zip(self.image_ids, self.id_positions(), strict=True))
+
+    def set_ids(self, image_ids: list[str], positions: list[int]) -> None:
+        """Replace the ids (a split half, a journaled batch followed again); an
+        id given twice is kept once, at its first position."""
+        self.image_ids, self.seen, self.runs, self.next_pos = [], set(), [], -1
+        for image_id, pos in zip(image_ids, positions, strict=True):
+            if image_id not in self.seen:
+                self.push(image_id, pos)
 
     def has_records(self) -> bool:
         """Whether any encoded record is here (a followed batch has none)."""
@@ -160,7 +206,7 @@ class Batch:
         if not failed:
             return SENT + fingerprint(self.encoded)
         hasher = hashlib.blake2b(b"[", digest_size=16)
-        for part, pos in zip(self.parts, self.ids.values(), strict=True):
+        for part, pos in zip(self.parts, self.id_positions(), strict=True):
             if pos not in failed:
                 hasher.update(part)
                 hasher.update(b",")
@@ -168,7 +214,7 @@ class Batch:
 
     def split(self) -> tuple[Batch, Batch]:
         """Two halves by record count (a 413); each keeps its invalid records."""
-        items = list(self.ids.items())
+        items = list(zip(self.image_ids, self.id_positions(), strict=True))
         mid = len(items) // 2
         cut = items[mid][1]
         halves = (Batch(self.start, sparse=self.sparse), Batch(cut, sparse=self.sparse))
@@ -176,7 +222,7 @@ class Batch:
         all_parts = self.parts
         for half, chunk, parts in ((halves[0], items[:mid], all_parts[:mid]),
                                    (halves[1], items[mid:], all_parts[mid:])):  # fmt: skip
-            half.ids = dict(chunk)
+            half.set_ids([i for i, _ in chunk], [p for _, p in chunk])
             half.parts = parts
             first = half is halves[0]
             half.invalid = [e for e in self.invalid if (e.position < cut) == first]
@@ -189,14 +235,14 @@ class Batch:
         assert self.row_id is not None
         positions = None
         if self.sparse:
-            positions = sorted([*self.ids.values(), *(e.position for e in self.invalid)])
+            positions = sorted([*self.id_positions(), *(e.position for e in self.invalid)])
         return JournalRow(
             row_id=self.row_id,
             start=self.start,
             stop=self.stop,
             state=state,
             positions=positions,
-            image_ids=list(self.ids),
+            image_ids=list(self.image_ids),
             fingerprint=self.fingerprint(),
             invalid=[
                 (e.position, e.image_id, e.field, e.message, e.conflict_with) for e in self.invalid
@@ -255,16 +301,20 @@ class Batcher:
             shape = tuple(rec)
             check = checks.by_shape.get(shape) or checks.compile(shape)
             if check(rec):
-                ids = batch.ids
                 image_id = rec[wire.BATCH_ID_KEY]
-                if ids.setdefault(image_id, pos) == pos:
+                image_ids = batch.image_ids
+                if image_id not in batch.seen:
                     try:
                         part = _dumps(rec)
                     except (TypeError, ValueError):  # a lone surrogate: named by add()
-                        del ids[image_id]
                         return self.add(pos, rec)[0]
                     nbytes = batch.nbytes + len(part) + 1
-                    if nbytes <= self.max_bytes or len(ids) == 1:
+                    if nbytes <= self.max_bytes or not image_ids:
+                        if pos != batch.next_pos:  # Batch.push, inlined
+                            batch.runs.append((len(image_ids), pos))
+                        image_ids.append(image_id)
+                        batch.seen.add(image_id)
+                        batch.next_pos = pos + 1
                         encoded = batch.encoded  # Batch.append, inlined
                         encoded += part
                         encoded.append(_COMMA)
@@ -273,26 +323,25 @@ class Batcher:
                             offsets.append(len(encoded))
                         batch.nbytes = nbytes
                         batch.stop = pos + 1
-                        if len(ids) >= self.batch_size:
+                        if len(image_ids) >= self.batch_size:
                             self.open = None
                             return batch
                         return None
-                    del ids[image_id]
         return self.add(pos, rec)[0]
 
     def room(self) -> int:
         """How many records the open batch still takes (a whole batch when none is open)."""
         batch = self.open
-        return self.batch_size if batch is None else self.batch_size - len(batch.ids)
+        return self.batch_size if batch is None else self.batch_size - len(batch.image_ids)
 
     def feed_piece(self, pos: int, recs: list[Any]) -> list[Batch]:
         """Add the records ``recs`` from input position ``pos`` on (at most
         :meth:`room` of them); return the batches this closed.
 
         The common case is checked and encoded at once: dicts of one shape,
-        all certainly valid, no id twice (in the piece or the open batch), one
-        ``orjson.dumps`` of the list within the byte limit; the piece's id map
-        (built by the check) becomes the batch's, or joins it. Anything else goes
+        all certainly valid, one ``orjson.dumps`` of the list within the byte
+        limit, and no id twice or reserved (the piece's ids join the batch's
+        set: one C loop, its size the duplicate check). Anything else goes
         record by record through :meth:`feed`, so that positions, messages and
         byte cuts are exactly those of the per-record path.
         """
@@ -301,30 +350,39 @@ class Batcher:
             shape = tuple(recs[0])
             check = checks.pieces.get(shape) or checks.compile_piece(shape)
             batch = self.open
-            taken = 0 if batch is None else len(batch.ids)
-            piece_ids = check(recs, pos) if taken + n <= self.batch_size else None
-            if piece_ids is not None and (batch is None or batch.ids.keys().isdisjoint(piece_ids)):
+            taken = 0 if batch is None else len(batch.image_ids)
+            piece_ids = check(recs) if taken + n <= self.batch_size else None
+            if piece_ids is not None:
                 try:
                     body = _dumps(recs)
                 except (TypeError, ValueError):  # e.g. a lone surrogate: named below
                     body = b""
                 nbytes = (2 if batch is None else batch.nbytes) + len(body) - 1
                 if body and nbytes <= self.max_bytes:
-                    if batch is None:
-                        batch = self.open = Batch(pos, sparse=self.sparse)
-                        batch.ids = piece_ids
-                    else:
-                        batch.ids.update(piece_ids)
-                    encoded = batch.encoded
-                    encoded += memoryview(body)[1:-1]
-                    encoded.append(_COMMA)
-                    batch.offsets = None
-                    batch.nbytes = nbytes
-                    batch.stop = pos + n
-                    if taken + n >= self.batch_size:
-                        self.open = None
-                        return [batch]
-                    return []
+                    seen = set() if batch is None else batch.seen
+                    seen.update(piece_ids)
+                    # No id twice, none reserved ('', '.', '..'): else the
+                    # per-record path below names the record.
+                    if len(seen) == taken + n and seen.isdisjoint(_RESERVED):
+                        if batch is None:
+                            batch = self.open = Batch(pos, sparse=self.sparse)
+                            batch.seen = seen
+                        if pos != batch.next_pos:
+                            batch.runs.append((taken, pos))
+                        batch.next_pos = pos + n
+                        batch.image_ids += piece_ids
+                        encoded = batch.encoded
+                        encoded += memoryview(body)[1:-1]
+                        encoded.append(_COMMA)
+                        batch.offsets = None
+                        batch.nbytes = nbytes
+                        batch.stop = pos + n
+                        if taken + n >= self.batch_size:
+                            self.open = None
+                            return [batch]
+                        return []
+                    if batch is not None:  # back to the batch's own ids
+                        batch.seen = set(batch.image_ids)
         closed = []
         feed = self.feed
         for i, rec in enumerate(recs):
@@ -344,9 +402,8 @@ class Batcher:
             batch.invalid.append(RecordError(pos, exc.image_id, exc.reason, exc.field, record=rec))
             batch.stop = pos + 1
             return None, batch
-        ids = batch.ids
-        first = ids.setdefault(image_id, pos)
-        if first != pos:
+        if image_id in batch.seen:
+            first = batch.ids[image_id]
             message = f"input conflict: duplicate id in one batch (first at position {first})"
             batch.invalid.append(
                 RecordError(pos, image_id, message, "id", record=rec, conflict_with=first)
@@ -355,15 +412,14 @@ class Batcher:
             return None, batch
         closed = None
         size = len(part) + 1
-        if batch.nbytes + size > self.max_bytes and len(ids) > 1:
-            del ids[image_id]
+        if batch.nbytes + size > self.max_bytes and batch.image_ids:
             closed = batch
             batch = self.open = Batch(pos, sparse=self.sparse)
-            batch.ids[image_id] = pos
+        batch.push(image_id, pos)
         batch.append(part)
         batch.nbytes += size
         batch.stop = pos + 1
-        if len(batch.ids) >= self.batch_size:
+        if len(batch.image_ids) >= self.batch_size:
             self.open = None
             # Full. No byte cut came first: with batch_size 1 the batch before
             # closed on its first record, so it never held two.

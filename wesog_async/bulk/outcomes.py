@@ -66,10 +66,10 @@ def record_errors(
     batch: Batch, message: str, op_id: int | None, offsets: range | list[int] | None = None
 ) -> tuple[RecordError, ...]:
     """One :class:`RecordError` per record sent (or at ``offsets``), with ``message``."""
-    items = list(batch.ids.items())
-    chosen = range(len(items)) if offsets is None else offsets
+    ids, positions = batch.image_ids, batch.id_positions()
+    chosen = range(len(ids)) if offsets is None else offsets
     return tuple(
-        RecordError(items[i][1], items[i][0], message, op_id=op_id, record=batch.record_at(i))
+        RecordError(positions[i], ids[i], message, op_id=op_id, record=batch.record_at(i))
         for i in chosen
     )
 
@@ -77,12 +77,12 @@ def record_errors(
 def from_operation(batch: Batch, op: Operation, *, elapsed: float = 0.0) -> Outcome:
     """The outcome of a batch whose operation ``op`` finished (``batch.op_id``
     is the operation followed)."""
-    ids = list(batch.ids)
+    ids = batch.image_ids
     op_id = batch.op_id if batch.op_id is not None else op.op_id
     proof = prove(op, ids, op_id=batch.op_id)
     failed: tuple[RecordError, ...] = ()
     if proof.failed:
-        positions = list(batch.ids.values())
+        positions = batch.id_positions()
         failed = tuple(
             RecordError(positions[i], ids[i], msg, op_id=op_id, record=batch.record_at(i))
             for i, msg in sorted(proof.failed.items())

@@ -180,11 +180,12 @@ class Pipeline:
         batch = Batch(row.start, sparse=row.positions is not None)
         batch.stop, batch.resumed, batch.resent = row.stop, True, row.resent
         batch.row_id, batch.op_id, batch.number = row.row_id, row.op_id, next(self.run.numbers)
-        batch.ids = dict(zip(row.image_ids or (), row.valid_positions(), strict=False))
+        pairs = list(zip(row.image_ids or (), row.valid_positions(), strict=False))
+        batch.set_ids([i for i, _ in pairs], [p for _, p in pairs])
         batch.invalid = [RecordError(p, i, m, f, conflict_with=c) for p, i, f, m, c in row.invalid]
         batch.t0 = time.perf_counter()
         fut = self.submitter.follow(
-            row.op_id, image_ids=list(batch.ids), poll=self.run.options.poll
+            row.op_id, image_ids=list(batch.image_ids), poll=self.run.options.poll
         )
         self.run.pending.force(1)
         self.tasks.spawn_wait(batch, fut)
@@ -288,7 +289,7 @@ class Pipeline:
     async def _dispatch(self, batch: Batch) -> None:
         batch.number = next(self.run.numbers)
         journal = self.run.journal
-        if not batch.ids:  # only invalid records: nothing to send
+        if not batch.image_ids:  # only invalid records: nothing to send
             if journal is not None:
                 batch.row_id = next(self.run.row_ids)
                 await self.run.journal_write(journal.insert([batch.journal_row(DONE)]))

@@ -36,7 +36,7 @@ _CHECK_LINES: Final[dict[int, str]] = {
 }
 _MAX_SHAPES: Final = 256
 ShapeCheck = Callable[[dict[str, Any]], bool]
-PieceCheck = Callable[[list[Any], int], dict[str, int] | None]
+PieceCheck = Callable[[list[Any]], list[str] | None]
 
 
 def _never(_rec: dict[str, Any]) -> bool:
@@ -102,16 +102,16 @@ def compile_piece_check(keys: tuple[str, ...], require_src: bool) -> PieceCheck:
     """A validator for a whole list of records, all dicts with these keys (in
     any order: the same keys get the same checks, and each record is encoded
     in its own order either way), for the batch-at-a-time path:
-    ``check(records, pos)`` returns the piece's id map (image id to input
-    position, from ``pos`` on) when every record is certainly valid and no id
-    comes twice, else ``None``. One call per piece: the other fields are
-    checked per record, the ids column-wise by C loops on the map it builds
-    anyway for duplicates (type, then empty, ``.``, ``..`` by lookup, blank)."""
+    ``check(records)`` returns the records' ids, in order, when every record
+    is certainly valid but for its id's value, else ``None``. One call per
+    piece: the other fields are checked per record, the ids column-wise by C
+    loops (type, then blank). Duplicates and the reserved ids ``''``, ``.``
+    and ``..`` are left to the caller's set of the batch's ids."""
     lines = _check_lines(keys, require_src, "        ", with_id=False, fail="None")
     if lines is None:
         return _never_piece
     head = [
-        "def check(rs, pos):",
+        "def check(rs):",
         "    try:",
         "        for r in rs:",
         # Exactly len(keys) keys, each of them read below (a missing one is a
@@ -119,12 +119,10 @@ def compile_piece_check(keys: tuple[str, ...], require_src: bool) -> PieceCheck:
         f"            if type(r) is not dict or len(r) != {len(keys)}: return None",
     ]
     tail = [
-        # A missing id is a KeyError, an unhashable one a TypeError.
-        "        ids = dict(zip(map(GET_ID, rs), range(pos, pos + len(rs))))",
-        "    except (KeyError, TypeError):",
+        "        ids = list(map(GET_ID, rs))",  # a missing id is a KeyError
+        "    except KeyError:",
         "        return None",
-        "    if (len(ids) != len(rs) or set(map(type, ids)) != STR or '' in ids",
-        "            or '.' in ids or '..' in ids or any(map(BLANK, ids))):",
+        "    if set(map(type, ids)) != STR or any(map(BLANK, ids)):",
         "        return None",
         "    return ids",
     ]
@@ -139,7 +137,7 @@ def compile_piece_check(keys: tuple[str, ...], require_src: bool) -> PieceCheck:
     return check
 
 
-def _never_piece(_recs: list[Any], _pos: int) -> dict[str, int] | None:
+def _never_piece(_recs: list[Any]) -> list[str] | None:
     return None
 
 

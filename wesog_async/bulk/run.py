@@ -87,7 +87,7 @@ class Run:
     def settle_unsent(self, batch: Batch, reason: str, error: BaseException | None) -> Outcome:
         if not batch.number:
             batch.number = next(self.numbers)
-        if batch.ids:
+        if batch.image_ids:
             outcome = outcomes.from_failure(batch, "not_sent", reason, error=error)
         else:
             outcome = Outcome(

@@ -59,7 +59,7 @@ class BatchTasks:
                     if (
                         isinstance(exc, BadRequestError)
                         and exc.status == 413
-                        and len(current.ids) > 1
+                        and len(current.image_ids) > 1
                     ):
                         todo[:0] = await self._split(current)
                         current = None  # replaced by its halves
@@ -69,7 +69,7 @@ class BatchTasks:
                 on_wire = False
                 current.op_id = fut.op_id
                 current.resent = current.resent or fut.resent
-                self.run.tally.sent += len(current.ids)
+                self.run.tally.sent += len(current.image_ids)
                 if self.run.journal is not None and current.row_id is not None:
                     await self.run.journal_write(
                         self.run.journal.accept(current.row_id, current.op_id)
@@ -133,15 +133,15 @@ class BatchTasks:
     async def _submit_one(self, batch: Batch) -> OperationFuture:
         if self.run.transport.closed:  # checked here: a close after this raises mid-request
             raise ClientClosedError(
-                f"the client was closed during the ingestion; {len(batch.ids)} record(s) "
+                f"the client was closed during the ingestion; {len(batch.image_ids)} record(s) "
                 "were not sent",
-                image_ids=list(batch.ids),
+                image_ids=list(batch.image_ids),
             )
         throttles = Throttles()
         opts = self.run.options
         try:
             fut = await self.submitter.submit(
-                opts.method, wire.PATH_IMAGES, None, list(batch.ids),
+                opts.method, wire.PATH_IMAGES, None, list(batch.image_ids),
                 wait=False, urgent=opts.urgent, strict=opts.strict, lang=opts.lang,
                 poll=opts.poll, encoded=batch.body(), on_throttle=throttles.hit,
             )  # fmt: skip
