@@ -20,7 +20,7 @@ from wesog_async import (
     TransportError,
 )
 from wesog_async._sansio import error_for_status
-from wesog_async.bulk.batcher import Batcher
+from wesog_async.bulk.batcher import Batch, Batcher
 from wesog_async.bulk.journal import ACCEPTED, DONE, SUBMITTING, JournalRow
 from wesog_async.bulk.options import IngestKeywords, build_options
 from wesog_async.bulk.outcomes import submit_bucket
@@ -204,3 +204,19 @@ def test_what_a_resume_does_with_each_journaled_record(
     if strict and row.state == SUBMITTING:
         assert tally.unknown == 4  # possibly sent: unknown again, never applied
     assert resume.take(4, rec(4)) is None  # past the journal: fresh input
+
+
+def test_a_batch_keeps_each_ids_position_through_gaps_and_splits() -> None:
+    batch = Batch(3, sparse=True)
+    for image_id, pos in [("a", 3), ("b", 4), ("c", 9), ("d", 10), ("e", 7)]:
+        batch.push(image_id, pos)
+        batch.append(b'{"id":"%s"}' % image_id.encode())
+    assert batch.id_positions() == [3, 4, 9, 10, 7]
+    assert batch.ids == {"a": 3, "b": 4, "c": 9, "d": 10, "e": 7}
+    assert batch.runs == [(0, 3), (2, 9), (4, 7)]  # three runs of consecutive positions
+    left, right = batch.split()
+    assert left.ids == {"a": 3, "b": 4} and right.ids == {"c": 9, "d": 10, "e": 7}
+    assert right.seen == {"c", "d", "e"}
+    again = Batch(0)
+    again.set_ids(["x", "y", "x"], [5, 6, 8])  # an id twice: kept at its first position
+    assert again.ids == {"x": 5, "y": 6} and again.image_ids == ["x", "y"]
