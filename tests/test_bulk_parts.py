@@ -216,7 +216,7 @@ def test_a_batch_keeps_each_ids_position_through_gaps_and_splits() -> None:
     assert batch.runs == [(0, 3), (2, 9), (4, 7)]  # three runs of consecutive positions
     left, right = batch.split()
     assert left.ids == {"a": 3, "b": 4} and right.ids == {"c": 9, "d": 10, "e": 7}
-    assert right.seen == {"c", "d", "e"}
+    assert right.image_ids == ("c", "d", "e") and not right.seen  # sealed: a tuple, no set
     again = Batch(0)
     again.set_ids(["x", "y", "x"], [5, 6, 8])  # an id twice: kept at its first position
-    assert again.ids == {"x": 5, "y": 6} and again.image_ids == ["x", "y"]
+    assert again.ids == {"x": 5, "y": 6} and again.image_ids == ("x", "y")

@@ -35,7 +35,7 @@ def snapshot(batch: Batch) -> tuple[Any, ...]:
         batch.start,
         batch.stop,
         dict(batch.ids),
-        batch.seen == set(batch.image_ids) and len(batch.seen) == len(batch.image_ids),
+        type(batch.image_ids) is tuple and not batch.seen,  # sealed once handed out
         bytes(batch.encoded),
         list(batch.ends),
         batch.nbytes,
@@ -52,6 +52,10 @@ def run(recs: list[Any], *, pieces: bool, batch_size: int, max_bytes: int) -> li
             piece = recs[pos : pos + min(3, batcher.room())]
             closed += batcher.feed_piece(pos, piece)
             pos += len(piece)
+            opened = batcher.open
+            # The open batch's set holds exactly its ids (a refused piece put it back).
+            assert opened is None or (opened.seen == set(opened.open_ids) and
+                                      len(opened.seen) == len(opened.open_ids))  # fmt: skip
         else:
             done = batcher.feed(pos, recs[pos])
             closed += [done] if done is not None else []

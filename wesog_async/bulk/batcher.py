@@ -9,7 +9,7 @@ the open batch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from typing import Any, Final
 
 from wesog_async import _jsonlib
@@ -39,11 +39,15 @@ def fingerprint(encoded: bytes | bytearray) -> str:
 class Batch:
     """Records on their way to one request.
 
-    ``image_ids`` lists the image ids in request order and ``seen`` holds the
-    same ids as a set (the duplicate check); their input positions are kept as
-    runs of consecutive positions (``ids`` gives the id-to-position map, built
-    when asked for: a report, a split, a journal row, never the hot path). A
-    list and a set cost a piece about half of what one map did.
+    ``image_ids`` lists the image ids in request order: ``open_ids``, a list,
+    while the batcher fills the batch, with ``seen``, the same ids as a set
+    (the duplicate check); a tuple once :meth:`seal` closed it, and ``seen``
+    emptied (a tuple of strings drops out of the cyclic GC's work, a list or a
+    set of in-flight batches would be traversed by every collection). The ids'
+    input positions are kept as runs of consecutive positions (``ids`` gives
+    the id-to-position map, built when asked for: a report, a split, a journal
+    row, never the hot path). A list and a set cost a piece about half of what
+    one map did.
 
     The encoded records are appended to one buffer, ``encoded`` (``[`` then
     each record followed by ``,``), ``ends`` holding where each ends; ``parts``
@@ -72,6 +76,7 @@ class Batch:
         "number",
         "offsets",
         "op_id",
+        "open_ids",
         "prior",
         "resent",
         "resumed",
@@ -89,7 +94,8 @@ class Batch:
         self.start = start
         self.stop = start
         self.sparse = sparse
-        self.image_ids: list[str] = []
+        self.open_ids: list[str] = []
+        self.image_ids: Sequence[str] = self.open_ids
         self.seen: set[str] = set()
         #: ``(index into image_ids, input position)`` where each run of
         #: consecutive positions starts; ``next_pos`` continues the last run.
@@ -113,8 +119,9 @@ class Batch:
         return range(self.start, self.stop)
 
     def push(self, image_id: str, pos: int) -> None:
-        """Add one image id at input position ``pos`` (not checked: see ``seen``)."""
-        image_ids = self.image_ids
+        """Add one image id at input position ``pos`` to an open batch (not
+        checked: see ``seen``)."""
+        image_ids = self.open_ids
         if pos != self.next_pos:
             self.runs.append((len(image_ids), pos))
         image_ids.append(image_id)
@@ -135,13 +142,19 @@ class Batch:
         """Each image id and its input position, in request order."""
         return dict(zip(self.image_ids, self.id_positions(), strict=True))
 
-    def set_ids(self, image_ids: list[str], positions: list[int]) -> None:
-        """Replace the ids (a split half, a journaled batch followed again); an
-        id given twice is kept once, at its first position."""
-        self.image_ids, self.seen, self.runs, self.next_pos = [], set(), [], -1
+    def seal(self) -> Batch:
+        """Close the batch to new ids (the batcher does, as it hands it out)."""
+        self.image_ids, self.open_ids, self.seen = tuple(self.open_ids), [], set()
+        return self
+
+    def set_ids(self, image_ids: Sequence[str], positions: Sequence[int]) -> None:
+        """Replace the ids of a closed batch (a split half, a journaled batch
+        followed again); an id given twice is kept once, at its first position."""
+        self.open_ids, self.seen, self.runs, self.next_pos = [], set(), [], -1
         for image_id, pos in zip(image_ids, positions, strict=True):
             if image_id not in self.seen:
                 self.push(image_id, pos)
+        self.seal()
 
     def has_records(self) -> bool:
         """Whether any encoded record is here (a followed batch has none)."""
@@ -302,7 +315,7 @@ class Batcher:
             check = checks.by_shape.get(shape) or checks.compile(shape)
             if check(rec):
                 image_id = rec[wire.BATCH_ID_KEY]
-                image_ids = batch.image_ids
+                image_ids = batch.open_ids
                 if image_id not in batch.seen:
                     try:
                         part = _dumps(rec)
@@ -325,7 +338,7 @@ class Batcher:
                         batch.stop = pos + 1
                         if len(image_ids) >= self.batch_size:
                             self.open = None
-                            return batch
+                            return batch.seal()
                         return None
         return self.add(pos, rec)[0]
 
@@ -370,7 +383,7 @@ class Batcher:
                         if pos != batch.next_pos:
                             batch.runs.append((taken, pos))
                         batch.next_pos = pos + n
-                        batch.image_ids += piece_ids
+                        batch.open_ids += piece_ids
                         encoded = batch.encoded
                         encoded += memoryview(body)[1:-1]
                         encoded.append(_COMMA)
@@ -379,10 +392,10 @@ class Batcher:
                         batch.stop = pos + n
                         if taken + n >= self.batch_size:
                             self.open = None
-                            return [batch]
+                            return [batch.seal()]
                         return []
                     if batch is not None:  # back to the batch's own ids
-                        batch.seen = set(batch.image_ids)
+                        batch.seen = set(batch.open_ids)
         closed = []
         feed = self.feed
         for i, rec in enumerate(recs):
@@ -412,15 +425,16 @@ class Batcher:
             return None, batch
         closed = None
         size = len(part) + 1
-        if batch.nbytes + size > self.max_bytes and batch.image_ids:
-            closed = batch
+        if batch.nbytes + size > self.max_bytes and batch.open_ids:
+            closed = batch.seal()
             batch = self.open = Batch(pos, sparse=self.sparse)
         batch.push(image_id, pos)
         batch.append(part)
         batch.nbytes += size
         batch.stop = pos + 1
-        if len(batch.image_ids) >= self.batch_size:
+        if len(batch.open_ids) >= self.batch_size:
             self.open = None
+            batch.seal()
             # Full. No byte cut came first: with batch_size 1 the batch before
             # closed on its first record, so it never held two.
             return batch, batch
@@ -429,7 +443,7 @@ class Batcher:
     def flush(self) -> Batch | None:
         """Close the open batch (at the end of the input, or before a journaled span)."""
         batch, self.open = self.open, None
-        return batch
+        return None if batch is None else batch.seal()
 
 
 __all__ = ["KEPT", "SENT", "Batch", "Batcher", "fingerprint"]

@@ -185,7 +185,7 @@ class Pipeline:
         batch.invalid = [RecordError(p, i, m, f, conflict_with=c) for p, i, f, m, c in row.invalid]
         batch.t0 = time.perf_counter()
         fut = self.submitter.follow(
-            row.op_id, image_ids=list(batch.image_ids), poll=self.run.options.poll
+            row.op_id, image_ids=batch.image_ids, poll=self.run.options.poll
         )
         self.run.pending.force(1)
         self.tasks.spawn_wait(batch, fut)

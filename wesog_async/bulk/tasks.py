@@ -135,13 +135,13 @@ class BatchTasks:
             raise ClientClosedError(
                 f"the client was closed during the ingestion; {len(batch.image_ids)} record(s) "
                 "were not sent",
-                image_ids=list(batch.image_ids),
+                image_ids=batch.image_ids,
             )
         throttles = Throttles()
         opts = self.run.options
         try:
             fut = await self.submitter.submit(
-                opts.method, wire.PATH_IMAGES, None, list(batch.image_ids),
+                opts.method, wire.PATH_IMAGES, None, batch.image_ids,
                 wait=False, urgent=opts.urgent, strict=opts.strict, lang=opts.lang,
                 poll=opts.poll, encoded=batch.body(), on_throttle=throttles.hit,
             )  # fmt: skip
