@@ -70,6 +70,7 @@ def test_profiles_and_peers() -> None:
 
 def test_profile_deviations_name_what_is_scaled() -> None:
     assert FULL.reps >= 5 and FULL.secondary_reps >= 3
+    assert FULL.w1_reps == 13 and QUICK.with_reps(2).w1_reps == 2  # issue #13's 13 pairs
     notes = " ".join(FULL.deviations())
     assert "W3 concurrent tasks (timing runs): 5,000" in notes
     assert "W4 operations" not in notes  # W4 keeps 1k operations
