@@ -152,6 +152,32 @@ def test_timestamps_unstructure_as_utc_milliseconds(when: datetime) -> None:
     assert parsed.utcoffset() == timedelta(0)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-03T06:00:00.123Z",
+        "2026-12-03T06:00:00.123z",
+        " 2026-12-03T06:00:00Z ",
+        "2026-12-03T06:00:00+02:00",
+        "2026-12-03T06:00:00",
+        "2026-12-03 06:00:00.5",
+        "20261203T060000Z",
+    ],
+)
+def test_a_timestamp_parses_as_it_does_once_normalized(text: str) -> None:
+    # The fast path (fromisoformat as given) must agree with the normalization:
+    # stripped, a trailing Z or z as +00:00, a naive time as UTC.
+    norm = text.strip()
+    if norm[-1:] in ("Z", "z"):
+        norm = norm[:-1] + "+00:00"
+    expected = datetime.fromisoformat(norm)
+    if expected.tzinfo is None:
+        expected = expected.replace(tzinfo=UTC)
+    parsed = parse_timestamp(text)
+    assert parsed == expected and parsed is not None and parsed.tzinfo is not None
+    assert parsed.utcoffset() == expected.utcoffset()
+
+
 def test_unstructure_writes_plain_enum_values() -> None:
     op = Operation(
         num_total=1,

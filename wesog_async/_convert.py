@@ -65,7 +65,16 @@ def parse_timestamp(value: Any) -> datetime | None:
     """Parse an ISO-8601 timestamp; naive ones are UTC (D15)."""
     if value is None:
         return None
-    if not isinstance(value, str):
+    if type(value) is str:
+        # The common case first: what fromisoformat takes as it is (a trailing
+        # "Z" included) parses as it would after the normalization below.
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    elif not isinstance(value, str):
         raise TypeError(f"expected an ISO-8601 string, got {value!r}")
     text = value.strip()
     if text.endswith(("Z", "z")):
@@ -236,7 +245,7 @@ def structure_operation(data: Any, *, body: bytes | None = None) -> Operation:
     return exact_operation(data) or structure(data, Operation, body=body, what="operation")
 
 
-_OPERATION_FLAGS: Final = ("is_started", "all_good", "do_wait", "do_urgent", "do_strict")
+_FLAG_TYPES: Final = frozenset((bool, type(None)))
 
 
 def exact_operation(data: Any) -> Operation | None:
@@ -254,12 +263,11 @@ def exact_operation(data: Any) -> Operation | None:
         return None
     if type(finished) is not bool:
         return None
-    flags = []
-    for name in _OPERATION_FLAGS:
-        flag = get(name)
-        if flag is not None and type(flag) is not bool:
-            return None
-        flags.append(flag)
+    started, all_good = get("is_started"), get("all_good")
+    do_wait, do_urgent, do_strict = get("do_wait"), get("do_urgent"), get("do_strict")
+    flag_types = {type(started), type(all_good), type(do_wait), type(do_urgent), type(do_strict)}
+    if not flag_types <= _FLAG_TYPES:
+        return None
     method, resource, op_id = get("method"), get("resource"), get("op_id")
     if (method is not None and type(method) is not str) or (
         resource is not None and type(resource) is not str
@@ -267,16 +275,19 @@ def exact_operation(data: Any) -> Operation | None:
         return None
     if op_id is not None and type(op_id) is not int:
         return None
-    timing = []
-    for name in ("idle_ms", "exec_ms"):
-        ms = get(name)
-        if ms is not None:
-            if type(ms) is not float and (type(ms) is not int or abs(ms) > 1 << 53):
-                return None  # (a huge integer: float() would overflow)
-            ms = float(ms)
-        timing.append(ms)
+    idle_ms, exec_ms = get("idle_ms"), get("exec_ms")
+    if type(idle_ms) is not float and idle_ms is not None:
+        if type(idle_ms) is not int or abs(idle_ms) > 1 << 53:
+            return None  # (a huge integer: float() would overflow)
+        idle_ms = float(idle_ms)
+    if type(exec_ms) is not float and exec_ms is not None:
+        if type(exec_ms) is not int or abs(exec_ms) > 1 << 53:
+            return None
+        exec_ms = float(exec_ms)
     try:
-        stamps = [parse_timestamp(get(n)) for n in ("created_at", "started_at", "finished_at")]
+        created_at = parse_timestamp(get("created_at"))
+        started_at = parse_timestamp(get("started_at"))
+        finished_at = parse_timestamp(get("finished_at"))
     except (TypeError, ValueError):
         return None
     raw_errors = get("errors")
@@ -296,10 +307,10 @@ def exact_operation(data: Any) -> Operation | None:
     elif raw_errors is not None and type(raw_errors) is not list:
         return None  # an empty string or 0: the converter names it
     return Operation(
-        total, good, bad, finished, flags[0], flags[1],
+        total, good, bad, finished, started, all_good,
         None if method is None else _METHODS.get(method, method),
         None if resource is None else _RESOURCES.get(resource, resource),
-        flags[2], flags[3], flags[4], timing[0], timing[1], stamps[0], stamps[1], stamps[2],
+        do_wait, do_urgent, do_strict, idle_ms, exec_ms, created_at, started_at, finished_at,
         errors, op_id,
     )  # fmt: skip
 
