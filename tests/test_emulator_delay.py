@@ -36,8 +36,10 @@ async def test_sub_millisecond_item_delay_adds_up_to_n_times_d() -> None:
     ):
         op, wall = await _post_and_wait(http, _batch(1000))
     assert op["num_good"] == 1000
-    # 1000 x 0.2 ms = 200 ms: never faster, and within 30% (a loaded machine).
-    assert 200 * 0.999 <= op["exec_ms"] <= 260
+    # 1000 x 0.2 ms = 200 ms: never faster. The upper bound leaves a loaded
+    # 2-core VM room to oversleep (seen: over 1.3x once) and still catches
+    # the regression it guards, one timer sleep per item (>= 1000 ms here).
+    assert 200 * 0.999 <= op["exec_ms"] <= 200 * 2
     assert wall >= 0.2
 
 
@@ -50,8 +52,9 @@ async def test_random_item_delays_add_up_to_their_mean() -> None:
         aiohttp.ClientSession(srv.url, headers={"API-Key": "k"}) as http,
     ):
         op, _ = await _post_and_wait(http, _batch(1000))
-    # The sum of 1000 exponential draws has a 3% spread around 200 ms.
-    assert 200 * 0.8 <= op["exec_ms"] <= 200 * 1.3
+    # The sum of 1000 exponential draws has a 3% spread around 200 ms (upper
+    # bound: room to oversleep on a loaded machine, as above).
+    assert 200 * 0.8 <= op["exec_ms"] <= 200 * 2
 
 
 async def test_small_batches_keep_their_delay_too() -> None:
