@@ -266,3 +266,20 @@ def test_load_judgement_tells_false_unknowns_from_real_ones() -> None:
     why = problems(counts, None)
     assert any("never received" in p for p in why)
     assert problems(judge(LoadResult(good={"a"}), Counter({"a": 1}), 1, strict=True), None) == []
+
+
+def test_opcount_counts_each_peers_bytecodes_per_function(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks.opcount import count, group, main
+
+    counts = count("P1", records=300, batch=100, in_flight=4)
+    by_group = Counter[str]()
+    for (filename, _line, _name), n in counts.items():
+        by_group[group(filename)] += n
+    # The library, aiohttp and asyncio all ran, and the generated piece check too.
+    assert by_group["wesog_async"] > 0 and by_group["aiohttp"] > 0 and by_group["asyncio"] > 0
+    assert any(name == "check" and filename.startswith("<") for filename, _, name in counts)
+    assert main(["--records", "200", "--batch", "100", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "P0: " in out and "P1: " in out and "P1/P0: " in out
