@@ -4,7 +4,11 @@ against scripted loopback servers."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import logging
+import weakref
 from typing import Any
 
 import pytest
@@ -62,6 +66,29 @@ async def test_a_follow_by_op_id_that_failed_is_not_succeeded(
         with pytest.raises(OperationNotFoundError, match="unknown to the server"):
             await fut
     assert fut.done() and not fut.succeeded
+
+
+@pytest.mark.parametrize("close_first", [False, True])
+async def test_a_failed_follow_nobody_awaits_logs_nothing_when_collected(
+    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture, close_first: bool
+) -> None:
+    # The poller marks every exception it sets as retrieved: a follower dropped
+    # unawaited must not make asyncio log "exception was never retrieved".
+    server = await scripted(aiohttp_server, json_response(404, '{"detail": "gone"}'))
+    async with make_client(str(server.make_url(""))) as client:
+        fut = client.ops.follow(42)
+        if not close_first:
+            while not fut.done():  # the 404 fails it
+                await asyncio.sleep(0.001)
+    # (close_first: the close fails it with ClientClosedError.)
+    assert fut.done()  # (done() reads no exception: .succeeded would)
+    shared = weakref.ref(fut._tracked.future)
+    del fut  # the client stays referenced: its closed poller holds no op
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        gc.collect()
+        await asyncio.sleep(0)
+    assert shared() is None  # collected: asyncio would have logged by now
+    assert "never retrieved" not in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,6 @@ class Poller:
         if initial is not None and initial.is_finished:
             return resolved(initial.with_op_id(op_id), image_ids, policy, self._stats, obs=obs)
         fut: asyncio.Future[Operation] = self._loop.create_future()
-        fut.add_done_callback(mark_retrieved)
         if obs is not None:  # [telemetry] every way an op ends ends its span
             obs.begin(op_id, pending=True)
             fut.add_done_callback(obs.done)
@@ -328,6 +327,7 @@ class Poller:
             carry_request_ids(exc, cause)  # [telemetry]
         if not tracked.future.done():
             tracked.future.set_exception(exc)
+            mark_retrieved(tracked.future)
 
     # -- shutdown ----------------------------------------------------------------
 
@@ -351,6 +351,7 @@ class Poller:
             )
             for tracked in pending:
                 tracked.future.set_exception(error)
+                mark_retrieved(tracked.future)
         self._tracked.clear()
         self._probing.clear()
         tasks = [t for t in (self._task, *self._workers) if t is not None and not t.done()]
@@ -358,6 +359,10 @@ class Poller:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # A cancelled task keeps its CancelledError, whose traceback holds the
+        # worker's last op: let a closed client that is still referenced not
+        # hold it too.
+        self._task, self._workers = None, []
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

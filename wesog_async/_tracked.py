@@ -60,6 +60,8 @@ class Tracked:
 
 def mark_retrieved(fut: asyncio.Future[Operation]) -> None:
     # A failure nobody awaits must not log "exception was never retrieved".
+    # Called where the poller sets an exception (a done callback per op cost
+    # every successful op a scheduled call).
     if not fut.cancelled():
         fut.exception()
 
