@@ -46,8 +46,8 @@ class Batch:
     set of in-flight batches would be traversed by every collection). The ids'
     input positions are kept as runs of consecutive positions (``ids`` gives
     the id-to-position map, built when asked for: a report, a split, a journal
-    row, never the hot path). A list and a set cost a piece about half of what
-    one map did.
+    row, never the hot path). A list and a set take a piece's ids for about
+    half of what building and merging a map did.
 
     The encoded records are appended to one buffer, ``encoded`` (``[`` then
     each record followed by ``,``), ``ends`` holding where each ends; ``parts``
