@@ -8,7 +8,7 @@ text) and batches of ids are checked before anything is sent, and an
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from wesog_async import _wire as wire
 from wesog_async._errors import InvalidInputError
@@ -25,6 +25,9 @@ _STRINGS = frozenset(STRING_FIELDS)
 _BOOLS = frozenset(BOOL_FIELDS)
 _LISTS = frozenset(LIST_FIELDS)
 _COMPUTED = frozenset(COMPUTED_FIELDS)
+#: Ids no image may have: URL normalisation would turn /imgs/.. into another
+#: resource's path.
+RESERVED_IDS: Final = frozenset((".", ".."))
 
 
 def check_image_id(value: Any, *, index: int | None = None, field: str = "id") -> str:
@@ -35,8 +38,7 @@ def check_image_id(value: Any, *, index: int | None = None, field: str = "id") -
         )
     if not value or not value.strip():
         raise InvalidInputError("must not be empty", field=field, index=index)
-    if value in (".", ".."):
-        # URL normalisation would turn /imgs/.. into another resource's path.
+    if value in RESERVED_IDS:
         raise InvalidInputError("'.' and '..' cannot be image ids", field=field, index=index)
     if not value.isascii() and not _is_utf8_text(value):
         raise InvalidInputError(_NOT_UTF8, field=field, index=index)

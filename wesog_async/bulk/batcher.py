@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Container, Sequence
 from typing import Any, Final
 
-from wesog_async import _jsonlib
+from wesog_async import _jsonlib, _validate
 from wesog_async import _wire as wire
 from wesog_async._errors import InvalidInputError
 from wesog_async.bulk.journal.base import JournalRow
@@ -23,7 +23,7 @@ _COMMA: Final = ord(",")
 _CLOSE: Final = ord("]")
 _dumps: Final = _jsonlib.dumps
 #: Ids the per-record path refuses by value (the piece check leaves them to it).
-_RESERVED: Final = frozenset(("", ".", ".."))
+_RESERVED: Final = _validate.RESERVED_IDS | {""}
 
 
 #: Fingerprint scopes: every record sent, or those a done row keeps (not failed).
@@ -121,12 +121,17 @@ class Batch:
     def push(self, image_id: str, pos: int) -> None:
         """Add one image id at input position ``pos`` to an open batch (not
         checked: see ``seen``)."""
-        image_ids = self.open_ids
-        if pos != self.next_pos:
-            self.runs.append((len(image_ids), pos))
-        image_ids.append(image_id)
+        self.extend((image_id,), pos)
         self.seen.add(image_id)
-        self.next_pos = pos + 1
+
+    def extend(self, image_ids: Sequence[str], pos: int) -> None:
+        """Add ids at consecutive input positions from ``pos`` on to an open
+        batch; ``seen`` is the caller's (:meth:`Batcher.feed_piece` updates it
+        first: its size is the duplicate check)."""
+        if pos != self.next_pos:
+            self.runs.append((len(self.open_ids), pos))
+        self.open_ids += image_ids
+        self.next_pos = pos + len(image_ids)
 
     def id_positions(self) -> list[int]:
         """The input position of each id of ``image_ids``, in the same order."""
@@ -380,10 +385,7 @@ class Batcher:
                         if batch is None:
                             batch = self.open = Batch(pos, sparse=self.sparse)
                             batch.seen = seen
-                        if pos != batch.next_pos:
-                            batch.runs.append((taken, pos))
-                        batch.next_pos = pos + n
-                        batch.open_ids += piece_ids
+                        batch.extend(piece_ids, pos)
                         encoded = batch.encoded
                         encoded += memoryview(body)[1:-1]
                         encoded.append(_COMMA)

@@ -26,7 +26,7 @@ _KINDS: Final[dict[str, int]] = {
 _CHECK_LINES: Final[dict[int, str]] = {
     _STR: "    if v is not None and type(v) is not str: return False",
     _BOOL: "    if v is not None and type(v) is not bool: return False",
-    _ID: "    if type(v) is not str or not v or v.isspace() or v in ('.', '..'): return False",
+    _ID: "    if type(v) is not str or not v or v.isspace() or v in RESERVED_IDS: return False",
     _LIST: (
         "    if v is not None:\n"
         "        if type(v) is not list: return False\n"
@@ -91,7 +91,7 @@ def compile_check(keys: tuple[str, ...], require_src: bool) -> ShapeCheck:
     lines = _check_lines(keys, require_src, "")
     if lines is None:
         return _never
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"RESERVED_IDS": _validate.RESERVED_IDS}
     # keys are known field names, never user text
     exec("\n".join(["def check(r):", *lines, "    return True"]), namespace)
     check: ShapeCheck = namespace["check"]
