@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wesog_async import PollPolicy
-from wesog_async._schedule import Schedule, kind_of, server_duration
+from wesog_async._schedule import ALPHA, Schedule, kind_of, server_duration
 
 POLICY = PollPolicy(jitter=0)
 ONE = kind_of("POST", 1)
@@ -73,6 +73,24 @@ def test_one_outlier_moves_the_estimate_by_at_most_two_fold() -> None:
     steady.learn(POLICY, ONE, 1, submitted_at=0.0, now=100.0)
     after = steady.first_delay(POLICY, ONE, 1)
     assert after < before * 2
+
+
+def test_the_first_samples_are_averaged_then_the_newest_weigh_alpha() -> None:
+    # A plain mean while there are few samples (the first finishers of a burst
+    # are its fastest; no one of them dominates), then a moving average.
+    guess = POLICY.first(1, None, None)
+    durations = [0.2, 0.3, 0.25, 0.35]
+    schedule = learned(durations)
+    est = schedule.estimate(ONE)
+    assert est is not None
+    logs = [math.log((d + 0.002 + 0.01 * d) / guess) for d in durations]
+    assert est.log_ratio == pytest.approx(sum(logs) / len(logs))
+    for _ in range(40):  # steady 0.3 s: the estimate converges, the spread shrinks
+        schedule.learn(POLICY, ONE, 1, submitted_at=0.0, now=0.3)
+    before = est.log_ratio
+    schedule.learn(POLICY, ONE, 1, submitted_at=0.0, now=0.5)
+    sample = math.log((0.5 + 0.002 + 0.005) / guess)
+    assert est.log_ratio - before == pytest.approx(ALPHA * (sample - before))
 
 
 def test_learn_false_never_learns() -> None:
@@ -145,6 +163,26 @@ def running(*submitted: float, now: float) -> Schedule:
     for t in submitted:
         schedule.seen_running(POLICY, ONE, submitted_at=t, now=now)
     return schedule
+
+
+def test_inside_the_learned_window_polls_come_finer_and_not_before_its_start() -> None:
+    schedule = learned([0.2, 0.45, 0.3, 0.25, 0.4, 0.3])
+    window = schedule.window(POLICY, ONE, 1)
+    assert window is not None
+    start, end = window
+    assert start == pytest.approx(schedule.first_delay(POLICY, ONE, 1))
+    assert start < 0.3 < end
+    rng = random.Random(0)
+
+    def delay(age: float) -> float:
+        return Schedule.backoff(POLICY, start, 1, rng, age=age, window=window)
+
+    assert delay(0.02) == pytest.approx(start - 0.02)  # an early (cold) poll: on to the aim
+    inside = (start + end) / 2
+    assert delay(inside) == pytest.approx((POLICY.learned_growth - 1) * inside)
+    assert delay(end * 1.5) == pytest.approx((POLICY.growth - 1) * end * 1.5)
+    assert delay(1e6) == POLICY.max_delay
+    assert Schedule().window(POLICY, ONE, 1) is None  # nothing learned: rule 4 as is
 
 
 def test_three_older_running_ops_hold_a_younger_ones_later_polls() -> None:

@@ -128,6 +128,7 @@ class Poller:
             tracked.first_delay = policy.min_delay
         else:
             tracked.first_delay = self.schedule.first_delay(policy, kind, num_total)
+        tracked.cold = learnable and self.schedule.estimate(kind) is None
         self._tracked[op_id] = tracked
         self._schedule(tracked, tracked.first_delay)
         self._ensure_running()
@@ -207,6 +208,11 @@ class Poller:
             if not tracked.polls:
                 return None  # a cold first poll is never held back by other ops
             return self.schedule.held_until(policy, tracked.kind, tracked.submitted_at, due, now)
+        if not tracked.cold:
+            # Aimed at what was learned when it was tracked: a later, higher
+            # estimate does not push its polls back (that would aim every op
+            # at the highest estimate seen while it waits).
+            return None
         # Scheduled before this kind was learned: go for the learned finish
         # (later than the cold guess only once TRUSTED ops agreed on it).
         learned = tracked.submitted_at + self.schedule.first_delay(
@@ -294,7 +300,7 @@ class Poller:
         tracked.running_age = now - tracked.submitted_at
         if op.num_good + op.num_bad == 0 and tracked.learnable:
             self.schedule.seen_running(tracked.policy, tracked.kind, tracked.submitted_at, now)
-        self._schedule(tracked, next_delay(tracked, previous, op, now, self._rng))
+        self._schedule(tracked, next_delay(tracked, previous, op, now, self._rng, self.schedule))
 
     def _end_probe(self, tracked: Tracked) -> None:
         if self._probing.get(tracked.kind) == tracked.op_id:

@@ -4,7 +4,7 @@ The rules, as documented in the README ("How waiting works"):
 
 1. **First poll.** At the completion time learned from finished operations of
    the same *kind* (method and size class: 1, 2-3, 4-7, ... items), aimed below
-   it by the observed spread; with nothing learned for the kind, after the
+   it by a quarter of the observed spread; with nothing learned for the kind, after the
    policy's cold-start guess (``first_delay + per_item * items``). A learned
    time later than the guess counts only once ``TRUSTED`` samples agree, so one
    slow op never delays the next first poll. (The poller also probes a cold
@@ -12,14 +12,20 @@ The rules, as documented in the README ("How waiting works"):
 2. **Learning** uses the server's own timing (``idle_ms + exec_ms``), clamped
    to what the client saw (an op cannot finish after the client saw it
    finished, nor before the client last saw it running); absurd or missing timing falls back
-   to the client's observation. Samples are averaged in log space, and a
-   sample far from the estimate is clipped, so one outlier moves the estimate
-   by at most a factor of two.
+   to the client's observation. Samples are averaged in log space (a plain mean
+   of the first ones, then a moving average weighting the newest ``ALPHA``), and
+   a sample far from the estimate is clipped, so one outlier moves the estimate
+   by at most a factor of two. An op is aimed at what was learned when it was
+   tracked: a later estimate moves only polls scheduled before anything of the
+   kind was learned.
 3. **Progress.** Two observations of items done give a rate: the next poll is
    aimed at the predicted finish.
 4. **No progress.** Poll times grow geometrically (``growth``: a poll at most
    50% of the elapsed time late), jittered, each delay within
-   ``[min_delay, max_delay]``.
+   ``[min_delay, max_delay]``. Inside the kind's learned *window* (from the
+   learned first poll to ``WINDOW`` spreads past the learned finish), where its
+   ops do finish, they grow by ``learned_growth`` (30% late at most), and no
+   poll comes before the learned first poll.
 5. **Cold start hint.** While nothing of a kind has finished yet, an op that
    was already polled once waits while ``TRUSTED`` (3) older ops of its kind,
    all still followed and seen running with nothing done, are older than it,
@@ -39,8 +45,14 @@ import attrs
 
 from wesog_async._retry import PollPolicy
 
-#: Weight of the newest sample in the learned completion time.
-ALPHA: Final = 0.3
+#: Weight of the newest sample in the learned completion time, once more than
+#: ``1 / ALPHA`` samples were seen (a plain mean of the first ones). 0.3 made
+#: the aim of neighbouring ops swing threefold on a lognormal server.
+ALPHA: Final = 0.15
+#: The learned first poll comes this share of the spread before the learned finish.
+AIM_BELOW: Final = 0.25
+#: The learned window ends this many spreads past the learned finish.
+WINDOW: Final = 2.0
 #: A sample further than this (in log space: a factor of 2) from the estimate is clipped.
 CLIP: Final = math.log(2.0)
 #: Samples of a kind before a learned first poll may come later than the cold guess.
@@ -67,8 +79,9 @@ class Estimate:
         deviation = sample - self.log_ratio
         if self.samples >= 2:
             deviation = max(-CLIP, min(CLIP, deviation))
-        self.log_ratio += ALPHA * deviation
-        self.spread += ALPHA * (abs(deviation) - self.spread)
+        weight = max(ALPHA, 1.0 / (self.samples + 1))
+        self.log_ratio += weight * deviation
+        self.spread += weight * (abs(deviation) - self.spread)
         self.samples += 1
 
 
@@ -102,7 +115,7 @@ class Schedule:
         est = self._learned.get(kind) if policy.learn else None
         if est is None:
             return guess
-        learned = policy.clamp(guess * math.exp(est.log_ratio - est.spread))
+        learned = policy.clamp(guess * math.exp(est.log_ratio - AIM_BELOW * est.spread))
         # Sooner on one sample, later only once TRUSTED agree: one slow op
         # (an outlier) never holds back the first poll of the next.
         return learned if est.samples >= TRUSTED else min(learned, guess)
@@ -186,7 +199,18 @@ class Schedule:
         if est is None:
             return None
         guess = policy.first(num_total, None, None)
-        return policy.clamp(guess * math.exp(est.log_ratio - est.spread))
+        return policy.clamp(guess * math.exp(est.log_ratio - AIM_BELOW * est.spread))
+
+    def window(self, policy: PollPolicy, kind: Kind, num_total: int) -> tuple[float, float] | None:
+        """Rule 4's learned window of ``kind``, seconds after submit: from its
+        learned first poll to ``WINDOW`` spreads past its learned finish
+        (``None`` when nothing is learned)."""
+        est = self._learned.get(kind) if policy.learn else None
+        if est is None:
+            return None
+        guess = policy.first(num_total, None, None)
+        start = policy.clamp(guess * math.exp(est.log_ratio - AIM_BELOW * est.spread))
+        return start, guess * math.exp(est.log_ratio + WINDOW * est.spread)
 
     @staticmethod
     def backoff(
@@ -195,10 +219,20 @@ class Schedule:
         polls_without_progress: int,
         rng: random.Random,
         age: float = 0.0,
+        window: tuple[float, float] | None = None,
     ) -> float:
         """Rule 4: delay after the n-th poll without progress, at least ``growth
         - 1`` of the op's ``age`` (an op whose polls were held or moved keeps
-        the geometric spacing of its age, not of its poll count)."""
+        the geometric spacing of its age, not of its poll count). With the
+        kind's learned ``window``: ``learned_growth - 1`` of the age inside it,
+        ``growth - 1`` past it, and never before its start."""
+        if window is not None:
+            start, end = window
+            growth = policy.learned_growth if age < end else policy.growth
+            step = (growth - 1.0) * age
+            if policy.jitter:
+                step *= 1.0 + rng.uniform(-policy.jitter, policy.jitter)
+            return policy.clamp(max(start - age, step))
         delay = policy.backoff(max(first_delay, policy.min_delay), polls_without_progress, rng)
         return max(delay, policy.clamp((policy.growth - 1.0) * age))
 

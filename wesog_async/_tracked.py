@@ -48,6 +48,10 @@ class Tracked:
     learnable: bool = True
     retry: RetryPolicy | None = None
     kind: Kind = ("", 1)
+    #: Tracked before anything of its kind was learned: a poll of it due before
+    #: the learned finish waits for it. (An op tracked later was aimed at what
+    #: was learned then; a later, higher estimate does not push it back.)
+    cold: bool = False
     #: The heap entry that counts (older entries of this op are skipped) and its time.
     seq: int = -1
     due: float = 0.0
@@ -136,10 +140,16 @@ def resolved(
 
 
 def next_delay(
-    tracked: Tracked, previous: Operation | None, op: Operation, now: float, rng: random.Random
+    tracked: Tracked,
+    previous: Operation | None,
+    op: Operation,
+    now: float,
+    rng: random.Random,
+    schedule: Schedule | None = None,
 ) -> float:
     """When to poll an unfinished op again: toward the finish its progress
-    predicts (rule 3), else the geometric backoff (rule 4); updates its counters."""
+    predicts (rule 3), else the geometric backoff (rule 4), finer inside the
+    window ``schedule`` learned for its kind; updates its counters."""
     policy = tracked.policy
     done = op.num_good + op.num_bad
     if done > tracked.progress_done and done < op.num_total:
@@ -150,9 +160,12 @@ def next_delay(
             tracked.polls_without_progress = 0
             return Schedule.toward_finish(policy, before, at, done, op.num_total, now)
     tracked.polls_without_progress += 1
+    window = None
+    if schedule is not None and tracked.learnable:
+        window = schedule.window(policy, tracked.kind, tracked.num_total)
     return Schedule.backoff(
         policy, tracked.first_delay, tracked.polls_without_progress, rng,
-        age=now - tracked.submitted_at,
+        age=now - tracked.submitted_at, window=window,
     )  # fmt: skip
 
 
