@@ -517,7 +517,14 @@ def test_poll_backoff_stays_within_bounds_and_jitter(
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"growth": 1.0}, {"first_delay": 0}, {"min_delay": 0}, {"max_delay": 0}, {"jitter": -0.1}],
+    [
+        {"growth": 1.0},
+        {"learned_growth": 1.0},
+        {"first_delay": 0},
+        {"min_delay": 0},
+        {"max_delay": 0},
+        {"jitter": -0.1},
+    ],
 )
 def test_poll_policy_validates(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):

@@ -24,7 +24,7 @@ The rules, as documented in the README ("How waiting works"):
    50% of the elapsed time late), jittered, each delay within
    ``[min_delay, max_delay]``. Inside the kind's learned *window* (from the
    learned first poll to ``WINDOW`` spreads past the learned finish), where its
-   ops do finish, they grow by ``learned_growth`` (30% late at most), and no
+   ops do finish, they grow by ``learned_growth`` (35% late at most), and no
    poll comes before the learned first poll.
 5. **Cold start hint.** While nothing of a kind has finished yet, an op that
    was already polled once waits while ``TRUSTED`` (3) older ops of its kind,
