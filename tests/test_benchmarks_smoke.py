@@ -20,7 +20,7 @@ from benchmarks.load import judge, problems
 from benchmarks.peers import PEERS
 from benchmarks.peers.base import FIXED_SCHEDULE, PeerResult, chunks, fixed_delay, records
 from benchmarks.peers.wesog import LoadResult
-from benchmarks.runner import RunRecord, check
+from benchmarks.runner import POLL_ROUTE, RunRecord, check
 from benchmarks.stats import median, pair_diffs, pair_ratios, percentile
 from benchmarks.workloads import (
     FULL,
@@ -28,8 +28,10 @@ from benchmarks.workloads import (
     QUICK_DEFAULT,
     W6_SPEC,
     WORKLOADS,
+    Bench,
     hwm_is_fresh,
     invalid_why,
+    w4_figures,
 )
 from wesog_async.emulator.faults import parse_spec
 
@@ -253,6 +255,31 @@ def test_p0_must_be_cpu_bound_for_a_wall_ratio() -> None:
     # Runnable but descheduled by other processes (a shared machine) is not waiting.
     crowded = RunRecord("W1", "v", "P0", 3, 10, wall=1.0, cpu=0.5, runq=0.4)
     assert not crowded.p0_waiting and crowded.descheduled == 0.4
+
+
+def _w4_run(peer: str, rep: int, *, busy: float) -> RunRecord:
+    stats = {"cpu_s": busy, "ops_created": 4, "requests": {POLL_ROUTE: 8}}
+    run = RunRecord("W4", "x", peer, rep, 4, wall=1.0, cpu=0.5, emulator=stats)
+    run.emulator_bound = busy > 0.8
+    run.latencies = [0.01, 0.02, 0.03, 0.04]
+    return run
+
+
+@pytest.mark.parametrize(("busy", "status"), [(0.5, "PASS"), (0.95, "INVALID")])
+def test_w4_figures_are_invalid_when_the_emulator_was_the_bottleneck(
+    busy: float, status: str
+) -> None:
+    # Polls come late when the emulator's answers queue: then W4 measures it.
+    bench = Bench(QUICK, None, log=lambda _line: None)
+    runs = {
+        "P0-oracle": [_w4_run("P0-oracle", i, busy=busy) for i in range(3)],
+        "P1": [_w4_run("P1", i, busy=busy) for i in range(3)],
+    }
+    w4_figures(bench, "x", 50.0, runs)
+    p1 = [f for f in bench.figures if ", P1, " in f.name]
+    assert [f.status for f in p1] == [status, status]
+    assert all("emulator CPU busy" in f.note for f in p1)
+    assert p1[0].value == 2.0  # 8 polls for 4 ops
 
 
 def test_load_judgement_tells_false_unknowns_from_real_ones() -> None:
