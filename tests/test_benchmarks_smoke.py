@@ -16,6 +16,7 @@ import pytest
 
 from benchmarks.cli import parse_args
 from benchmarks.fastserver import FastServerSpec, State, count_records, parsed_count, serve
+from benchmarks.harness import Emulator
 from benchmarks.load import judge, problems
 from benchmarks.peers import PEERS
 from benchmarks.peers.base import FIXED_SCHEDULE, PeerResult, chunks, fixed_delay, records
@@ -310,3 +311,16 @@ def test_opcount_counts_each_peers_bytecodes_per_function(
     assert main(["--records", "200", "--batch", "100", "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "P0: " in out and "P1: " in out and "P1/P0: " in out
+
+
+def test_instructions_child_runs_a_peer_and_the_summary_is_parsed() -> None:
+    from benchmarks.instructions import child, collected, main
+
+    with Emulator(FastServerSpec(), core=None) as emu:
+        child("P1", url=emu.url, api_key=emu.api_key, records=300, batch=100, in_flight=4)
+        assert emu.stats()["items_applied"] == 300
+    assert collected("==1== Events    : Ir\n==1== Collected : 123456\n") == 123456
+    with pytest.raises(ValueError, match="Collected"):
+        collected("no summary")
+    with pytest.raises(SystemExit):
+        main(["--records", "10", "--base", "20"])  # the large run must be larger
