@@ -31,6 +31,7 @@ import attrs
 from benchmarks.fastserver import FastServerSpec
 from benchmarks.harness import Emulator, split_cores
 from benchmarks.peers import PEERS
+from benchmarks.stats import ratio_lines
 from benchmarks.workloads import bulk_job
 
 _TOTAL = re.compile(r"Collected\s*:\s*(\d+)")
@@ -106,10 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             large = traced(peer, emu, args.records, args.batch, args.in_flight)
             per_record[peer] = (large - small) / (args.records - args.base)
             print(f"{peer}: {per_record[peer]:,.0f} instructions per record (batch {args.batch})")
-    if len(per_record) > 1:
-        base, *others = per_record
-        for peer in others:
-            print(f"{peer}/{base}: {per_record[peer] / per_record[base]:.3f}x instructions")
+    for line in ratio_lines(per_record, "instructions"):
+        print(line)
     return 0
 
 

@@ -30,6 +30,7 @@ import attrs
 from benchmarks.fastserver import FastServerSpec
 from benchmarks.harness import Emulator, split_cores
 from benchmarks.peers import PEERS
+from benchmarks.stats import ratio_lines
 from benchmarks.workloads import bulk_job
 
 Counts = collections.Counter[tuple[str, int, str]]
@@ -103,10 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + ", ".join(f"{g} {n / batches:,.0f}" for g, n in by_group.most_common()))
         for (filename, line, name), n in counts.most_common(args.top):
             print(f"  {n / batches:9.1f}  {_where(filename)}:{line}({name})")
-    if len(totals) > 1:
-        base, *others = totals
-        for peer in others:
-            print(f"{peer}/{base}: {totals[peer] / totals[base]:.3f}x bytecodes")
+    for line in ratio_lines(totals, "bytecodes"):
+        print(line)
     return 0
 
 

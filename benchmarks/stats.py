@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def median(values: Sequence[float]) -> float:
@@ -29,3 +29,9 @@ def pair_ratios(num: Sequence[float], den: Sequence[float]) -> list[float]:
 def pair_diffs(a: Sequence[float], b: Sequence[float]) -> list[float]:
     """``a[i] - b[i]`` for each repetition where both exist."""
     return [x - y for x, y in zip(a, b, strict=False)]
+
+
+def ratio_lines(values: Mapping[str, float], unit: str) -> list[str]:
+    """``"P1/P0: 1.234x unit"`` for every peer after the first, against the first."""
+    base, *others = values
+    return [f"{peer}/{base}: {values[peer] / values[base]:.3f}x {unit}" for peer in others]
