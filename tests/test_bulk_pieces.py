@@ -4,7 +4,7 @@ bytes, same invalid records and messages, same byte cuts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -121,3 +121,56 @@ async def test_an_input_that_raises_mid_piece_loses_none_of_the_records_before(
         await drain(stream)
     check_invariant(stream.report)
     assert stream.report.not_sent == 300 and stream.report.aborted
+
+
+async def test_a_bug_mid_piece_leaves_every_record_read_in_a_bucket(
+    client: WesogClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug of ours while a piece goes record by record (the byte limit cuts
+    # the first piece of 100 into batches of a few records): the batches the
+    # piece closed before it, the open one and the records after it all end
+    # not sent, none of them lost.
+    feed = Batcher.feed
+
+    def buggy(self: Batcher, pos: int, rec: Any) -> Batch | None:
+        if pos == 60:
+            raise RuntimeError("a bug")
+        return feed(self, pos, rec)
+
+    monkeypatch.setattr(Batcher, "feed", buggy)
+    records = list(images(300))
+    stream = ingest(client, iter(records), batch_size=100, max_batch_bytes=1000)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await drain(stream)
+    report = stream.report
+    check_invariant(report)
+    assert report.total == 100 and report.not_sent == 100 and report.aborted
+    assert sorted(e.position for e in report.not_sent_items) == list(range(100))
+    unfed = [e for e in report.not_sent_items if e.position >= 60]
+    assert unfed[0].image_id == "img-000060" and unfed[0].record == records[60]
+
+
+async def test_a_bug_on_the_per_record_path_leaves_its_record_in_a_bucket(
+    client: WesogClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An async input goes record by record: the record a bug stopped is not sent.
+    feed = Batcher.feed
+
+    def buggy(self: Batcher, pos: int, rec: Any) -> Batch | None:
+        if pos == 5:
+            raise RuntimeError("a bug")
+        return feed(self, pos, rec)
+
+    monkeypatch.setattr(Batcher, "feed", buggy)
+
+    async def source() -> AsyncIterator[dict[str, Any]]:
+        for rec in images(20):
+            yield rec
+
+    stream = ingest(client, source(), batch_size=3)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await drain(stream)
+    report = stream.report
+    check_invariant(report)
+    assert report.total == 6
+    assert [e.position for e in report.not_sent_items if e.position == 5] == [5]

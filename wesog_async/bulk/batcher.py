@@ -295,7 +295,16 @@ class Batcher:
     batches list their positions.
     """
 
-    __slots__ = ("batch_size", "checks", "encoder", "max_bytes", "open", "sparse")
+    __slots__ = (
+        "batch_size",
+        "checks",
+        "encoder",
+        "max_bytes",
+        "open",
+        "sparse",
+        "stranded",
+        "unfed",
+    )
 
     def __init__(
         self, encoder: Encoder, *, batch_size: int, max_bytes: int, sparse: bool = False
@@ -306,6 +315,11 @@ class Batcher:
         self.max_bytes = max_bytes
         self.sparse = sparse
         self.open: Batch | None = None
+        #: What an unexpected error (a bug) in :meth:`feed_piece` left behind:
+        #: the batches it had closed, and the records it had not put in a batch
+        #: (position, record), for the caller to settle as not sent.
+        self.stranded: list[Batch] = []
+        self.unfed: list[tuple[int, Any]] = []
 
     def feed(self, pos: int, rec: Any) -> Batch | None:
         """Add the record at input position ``pos``; return the batch this closed."""
@@ -354,7 +368,9 @@ class Batcher:
 
     def feed_piece(self, pos: int, recs: list[Any]) -> list[Batch]:
         """Add the records ``recs`` from input position ``pos`` on (at most
-        :meth:`room` of them); return the batches this closed.
+        :meth:`room` of them); return the batches this closed. Should it raise
+        (a bug), what it had closed is in :attr:`stranded` and the records it
+        had not put in a batch are in :attr:`unfed`.
 
         The common case is checked and encoded at once: dicts of one shape,
         all certainly valid, one ``orjson.dumps`` of the list within the byte
@@ -363,6 +379,14 @@ class Batcher:
         record by record through :meth:`feed`, so that positions, messages and
         byte cuts are exactly those of the per-record path.
         """
+        closed: list[Batch] = []
+        try:
+            return self._feed_piece(pos, recs, closed)
+        except BaseException:
+            self.strand(pos, recs, closed)
+            raise
+
+    def _feed_piece(self, pos: int, recs: list[Any], closed: list[Batch]) -> list[Batch]:
         checks, n = self.checks, len(recs)
         if checks is not None and n > 1 and type(recs[0]) is dict:
             shape = tuple(recs[0])
@@ -398,13 +422,20 @@ class Batcher:
                         return []
                     if batch is not None:  # back to the batch's own ids
                         batch.seen = set(batch.open_ids)
-        closed = []
         feed = self.feed
         for i, rec in enumerate(recs):
             done = feed(pos + i, rec)
             if done is not None:
                 closed.append(done)
         return closed
+
+    def strand(self, pos: int, recs: list[Any], closed: list[Batch]) -> None:
+        """Keep what a failed :meth:`feed_piece` of ``recs`` (from ``pos`` on)
+        left: the batches it closed and the records no batch holds."""
+        self.stranded.extend(closed)
+        held = max((b.stop for b in (*closed, self.open) if b is not None), default=pos)
+        first = max(pos, held)
+        self.unfed.extend(zip(range(first, pos + len(recs)), recs[first - pos :], strict=True))
 
     def add(self, pos: int, rec: Any) -> tuple[Batch | None, Batch]:
         """The general path of :meth:`feed`: also returns the batch that holds the record."""

@@ -262,7 +262,11 @@ class Pipeline:
                 for at, record, rows in verified:
                     self._replay(resume, at, record, rows)
                 return
-        closed = self.fresh.feed(pos, rec)
+        try:
+            closed = self.fresh.feed(pos, rec)
+        except BaseException:
+            self.fresh.strand(pos, [rec], [])  # a bug: the record is settled not sent
+            raise
         if closed is not None:
             self.ready.append(closed)
 
@@ -343,10 +347,17 @@ class Pipeline:
                 self.ready.append(fresh)
             for pos, rec in self.resume.held():
                 self.fresh.add(pos, rec)
-        batches = [self.dispatching, *self.ready, self.fresh.flush(), self.resends.flush()]
+        stranded, self.fresh.stranded = self.fresh.stranded, []
+        batches = [
+            self.dispatching, *self.ready, *stranded, self.fresh.flush(), self.resends.flush()
+        ]  # fmt: skip
         self.dispatching, self.ready = None, []
         reason = "not sent: " + ("ingestion stopped" if error is None else outcomes.describe(error))
-        return [self.run.settle_unsent(b, reason, error) for b in batches if b is not None]
+        settled = [self.run.settle_unsent(b, reason, error) for b in batches if b is not None]
+        unfed, self.fresh.unfed = self.fresh.unfed, []
+        if unfed:
+            settled.append(self.run.settle_unfed(unfed, reason, error))
+        return settled
 
 
 __all__ = ["DONE_MARK", "STOP_GRACE_S", "Pipeline"]

@@ -17,7 +17,7 @@ from wesog_async.bulk.flow import Gate
 from wesog_async.bulk.journal import DONE, JournalBackend, JournalRow, open_journal
 from wesog_async.bulk.options import IngestOptions
 from wesog_async.bulk.report import Tally
-from wesog_async.bulk.types import IngestReport, Outcome
+from wesog_async.bulk.types import IngestReport, Outcome, RecordError
 
 logger = logging.getLogger("wesog_async")
 
@@ -83,6 +83,24 @@ class Run:
         batch.settled = True
         self.tally.add(outcome)
         self.progress()
+
+    def settle_unfed(
+        self, unfed: list[tuple[int, Any]], reason: str, error: BaseException | None
+    ) -> Outcome:
+        """Records read but in no batch (a bug stopped them on the way), not sent."""
+        start, stop = unfed[0][0], unfed[-1][0] + 1
+        token = Batch(start)  # the span they cover, settled once like a batch
+        token.stop = stop
+        token.number = next(self.numbers)
+        outcome = Outcome(
+            token.number, None, None, range(start, stop), error=error,
+            not_sent=tuple(
+                RecordError(pos, outcomes.record_id(rec), reason, record=rec)
+                for pos, rec in unfed
+            ),
+        )  # fmt: skip
+        self.settle(token, outcome)
+        return outcome
 
     def settle_unsent(self, batch: Batch, reason: str, error: BaseException | None) -> Outcome:
         if not batch.number:
