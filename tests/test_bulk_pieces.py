@@ -123,6 +123,18 @@ async def test_an_input_that_raises_mid_piece_loses_none_of_the_records_before(
     assert stream.report.not_sent == 300 and stream.report.aborted
 
 
+def bug_at(monkeypatch: pytest.MonkeyPatch, position: int) -> None:
+    """Make ``Batcher.feed`` raise (a bug of ours) on the record at ``position``."""
+    feed = Batcher.feed
+
+    def buggy(self: Batcher, pos: int, rec: Any) -> Batch | None:
+        if pos == position:
+            raise RuntimeError("a bug")
+        return feed(self, pos, rec)
+
+    monkeypatch.setattr(Batcher, "feed", buggy)
+
+
 async def test_a_bug_mid_piece_leaves_every_record_read_in_a_bucket(
     client: WesogClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,14 +142,7 @@ async def test_a_bug_mid_piece_leaves_every_record_read_in_a_bucket(
     # the first piece of 100 into batches of a few records): the batches the
     # piece closed before it, the open one and the records after it all end
     # not sent, none of them lost.
-    feed = Batcher.feed
-
-    def buggy(self: Batcher, pos: int, rec: Any) -> Batch | None:
-        if pos == 60:
-            raise RuntimeError("a bug")
-        return feed(self, pos, rec)
-
-    monkeypatch.setattr(Batcher, "feed", buggy)
+    bug_at(monkeypatch, 60)
     records = list(images(300))
     stream = ingest(client, iter(records), batch_size=100, max_batch_bytes=1000)
     with pytest.raises(RuntimeError, match="a bug"):
@@ -154,14 +159,7 @@ async def test_a_bug_on_the_per_record_path_leaves_its_record_in_a_bucket(
     client: WesogClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An async input goes record by record: the record a bug stopped is not sent.
-    feed = Batcher.feed
-
-    def buggy(self: Batcher, pos: int, rec: Any) -> Batch | None:
-        if pos == 5:
-            raise RuntimeError("a bug")
-        return feed(self, pos, rec)
-
-    monkeypatch.setattr(Batcher, "feed", buggy)
+    bug_at(monkeypatch, 5)
 
     async def source() -> AsyncIterator[dict[str, Any]]:
         for rec in images(20):
