@@ -202,9 +202,10 @@ class PollPolicy:
     ``learned_growth`` (1.35: at most 35% late). The first op of a kind nothing
     is known of is polled after ``min_delay`` (a probe), and a learned time
     later than the cold guess is used once three ops of the kind agree. Before
-    anything of a kind has finished, an op polled once waits while three older ops of its kind are
-    still running and older than it, by at most ``max_hold`` (2 s) per poll,
-    counting only ops younger than ``stale_after`` (30 s). A
+    anything of a kind has finished, an op polled once waits while three older
+    ops of its kind are still running and older than it, by at most
+    ``max_hold`` (2 s) per poll, counting only ops younger than
+    ``stale_after`` (30 s). A
     ``Retry-After`` on a poll is honoured (up to the retry policy's cap). See
     :mod:`wesog_async._schedule` for the rules.
     """

@@ -4,8 +4,8 @@ The rules, as documented in the README ("How waiting works"):
 
 1. **First poll.** At the completion time learned from finished operations of
    the same *kind* (method and size class: 1, 2-3, 4-7, ... items), aimed below
-   it by a quarter of the observed spread; with nothing learned for the kind, after the
-   policy's cold-start guess (``first_delay + per_item * items``). A learned
+   it by a quarter of the observed spread; with nothing learned for the kind,
+   after the policy's cold-start guess (``first_delay + per_item * items``). A learned
    time later than the guess counts only once ``TRUSTED`` samples agree, so one
    slow op never delays the next first poll. (The poller also probes a cold
    kind: its first op is polled at ``min_delay``.)
@@ -85,6 +85,11 @@ class Estimate:
         self.samples += 1
 
 
+def _aim(policy: PollPolicy, est: Estimate, guess: float) -> float:
+    """The learned first poll: ``AIM_BELOW`` spreads before the learned finish."""
+    return policy.clamp(guess * math.exp(est.log_ratio - AIM_BELOW * est.spread))
+
+
 def server_duration(idle_ms: object, exec_ms: object, observed: float) -> float:
     """The op's duration by the server's timing, clamped to ``[0, observed]``;
     ``observed`` (the client's own measure) when the fields are missing or absurd."""
@@ -115,7 +120,7 @@ class Schedule:
         est = self._learned.get(kind) if policy.learn else None
         if est is None:
             return guess
-        learned = policy.clamp(guess * math.exp(est.log_ratio - AIM_BELOW * est.spread))
+        learned = _aim(policy, est, guess)
         # Sooner on one sample, later only once TRUSTED agree: one slow op
         # (an outlier) never holds back the first poll of the next.
         return learned if est.samples >= TRUSTED else min(learned, guess)
@@ -198,8 +203,7 @@ class Schedule:
         est = self._learned.get(kind) if policy.learn else None
         if est is None:
             return None
-        guess = policy.first(num_total, None, None)
-        return policy.clamp(guess * math.exp(est.log_ratio - AIM_BELOW * est.spread))
+        return _aim(policy, est, policy.first(num_total, None, None))
 
     def window(self, policy: PollPolicy, kind: Kind, num_total: int) -> tuple[float, float] | None:
         """Rule 4's learned window of ``kind``, seconds after submit: from its
@@ -209,8 +213,7 @@ class Schedule:
         if est is None:
             return None
         guess = policy.first(num_total, None, None)
-        start = policy.clamp(guess * math.exp(est.log_ratio - AIM_BELOW * est.spread))
-        return start, guess * math.exp(est.log_ratio + WINDOW * est.spread)
+        return _aim(policy, est, guess), guess * math.exp(est.log_ratio + WINDOW * est.spread)
 
     @staticmethod
     def backoff(
