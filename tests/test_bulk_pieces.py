@@ -172,3 +172,18 @@ async def test_a_bug_on_the_per_record_path_leaves_its_record_in_a_bucket(
     check_invariant(report)
     assert report.total == 6
     assert [e.position for e in report.not_sent_items if e.position == 5] == [5]
+
+
+def test_what_a_failed_piece_left_is_told_by_the_positions_batches_hold() -> None:
+    # A bug can stop a record after its id went into the batch: that record is
+    # the batch's (settled with it), the ones no batch holds are unfed, and a
+    # record is never both.
+    batcher = Batcher(Encoder("create"), batch_size=10, max_bytes=10**6)
+    recs = list(images(4))
+    assert batcher.feed(0, recs[0]) is None
+    assert batcher.feed(1, {"id": "x"}) is None  # invalid: no src
+    opened = batcher.open
+    assert opened is not None
+    opened.push("img-000002", 2)  # pushed, then the bug: the batch's stop not moved on
+    batcher.strand(0, recs, [])
+    assert batcher.unfed == [(3, recs[3])]

@@ -433,9 +433,14 @@ class Batcher:
         """Keep what a failed :meth:`feed_piece` of ``recs`` (from ``pos`` on)
         left: the batches it closed and the records no batch holds."""
         self.stranded.extend(closed)
-        held = max((b.stop for b in (*closed, self.open) if b is not None), default=pos)
-        first = max(pos, held)
-        self.unfed.extend(zip(range(first, pos + len(recs)), recs[first - pos :], strict=True))
+        # By the positions the batches hold, not by how far they reached: a
+        # record pushed before the error is settled with its batch, once.
+        held: set[int] = set()
+        for batch in (*closed, self.open):
+            if batch is not None:
+                held.update(batch.id_positions())
+                held.update(e.position for e in batch.invalid)
+        self.unfed.extend((p, rec) for p, rec in enumerate(recs, start=pos) if p not in held)
 
     def add(self, pos: int, rec: Any) -> tuple[Batch | None, Batch]:
         """The general path of :meth:`feed`: also returns the batch that holds the record."""

@@ -356,7 +356,7 @@ class Pipeline:
         settled = [self.run.settle_unsent(b, reason, error) for b in batches if b is not None]
         unfed, self.fresh.unfed = self.fresh.unfed, []
         if unfed:
-            settled.append(self.run.settle_unfed(unfed, reason, error))
+            settled.extend(self.run.settle_unfed(unfed, reason, error))
         return settled
 
 

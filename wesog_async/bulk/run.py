@@ -86,21 +86,31 @@ class Run:
 
     def settle_unfed(
         self, unfed: list[tuple[int, Any]], reason: str, error: BaseException | None
-    ) -> Outcome:
-        """Records read but in no batch (a bug stopped them on the way), not sent."""
-        start, stop = unfed[0][0], unfed[-1][0] + 1
-        token = Batch(start)  # the span they cover, settled once like a batch
-        token.stop = stop
-        token.number = next(self.numbers)
-        outcome = Outcome(
-            token.number, None, None, range(start, stop), error=error,
-            not_sent=tuple(
-                RecordError(pos, outcomes.record_id(rec), reason, record=rec)
-                for pos, rec in unfed
-            ),
-        )  # fmt: skip
-        self.settle(token, outcome)
-        return outcome
+    ) -> list[Outcome]:
+        """Records read but in no batch (a bug stopped them on the way), not
+        sent: one outcome per run of consecutive positions."""
+        runs: list[list[tuple[int, Any]]] = []
+        for pos, rec in unfed:
+            if runs and runs[-1][-1][0] + 1 == pos:
+                runs[-1].append((pos, rec))
+            else:
+                runs.append([(pos, rec)])
+        settled = []
+        for run in runs:
+            start, stop = run[0][0], run[-1][0] + 1
+            token = Batch(start)  # the span they cover, settled once like a batch
+            token.stop = stop
+            token.number = next(self.numbers)
+            outcome = Outcome(
+                token.number, None, None, range(start, stop), error=error,
+                not_sent=tuple(
+                    RecordError(pos, outcomes.record_id(rec), reason, record=rec)
+                    for pos, rec in run
+                ),
+            )  # fmt: skip
+            self.settle(token, outcome)
+            settled.append(outcome)
+        return settled
 
     def settle_unsent(self, batch: Batch, reason: str, error: BaseException | None) -> Outcome:
         if not batch.number:
