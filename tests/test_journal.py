@@ -16,7 +16,9 @@ from tests._services import unique_name
 from tests.conftest import API_KEY, make_client
 from wesog_async import WesogClient
 from wesog_async.bulk import IngestReport, ingest, ingest_all
+from wesog_async.bulk.batcher import Batcher
 from wesog_async.bulk.journal import Journal, open_journal
+from wesog_async.bulk.resume import Resume
 from wesog_async.emulator import EmulatorConfig, EmulatorServer
 
 SRC = "https://img.example.com/{}.jpg"
@@ -275,3 +277,136 @@ async def test_journal_errors(client: WesogClient, tmp_path: Path) -> None:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'version'")
     with pytest.raises(ValueError, match="format version 99"):
         await Journal(tmp_path / "j.sqlite").open()
+
+
+async def interrupted(client: WesogClient, path: Path) -> None:
+    """A journal of 25 records whose second batch (positions 10-19) a crash
+    left submitting: the next run replays it as a resend."""
+    first = await ingest_all(client, images(25), batch_size=10, journal=path)
+    assert first.applied == 25
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE batches SET state = 'submitting' WHERE start = 10")
+
+
+def resumed_after_a_bug(stream: Any, *, applied: int = 10) -> list[int]:
+    """Check the report of a run a bug stopped in the replayed span; return
+    the positions reported unknown."""
+    report = stream.report
+    check_invariant(report)
+    # Read up to the end of the span: 0-9 applied from the journal; 10-19 may
+    # have been sent by the crashed run, so what was not replayed is unknown.
+    assert report.total == 20 and report.resumed == applied and report.applied == applied
+    assert report.not_sent == 0
+    assert all(e.op_id is None or e.op_id > 0 for e in report.unknown_items)
+    return sorted(e.position for e in report.unknown_items)
+
+
+@pytest.mark.parametrize("after_counting", [False, True])
+async def test_a_bug_while_replaying_a_span_leaves_every_record_in_a_bucket(
+    client: WesogClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_counting: bool
+) -> None:
+    # The span's records are verified at once, then replayed one by one: a bug
+    # at the sixth leaves the five before in the resend batch, the rest (and
+    # the sixth, unless it was counted already) unknown; none lost, none twice.
+    path = tmp_path / "j.sqlite"
+    await interrupted(client, path)
+    replay = Resume.replay
+
+    def buggy(self: Resume, rows: Any, pos: int, rec: Any, tally: Any) -> Any:
+        if pos == 15:
+            if after_counting:
+                tally.resumed_record("applied")
+            raise RuntimeError("a bug")
+        return replay(self, rows, pos, rec, tally)
+
+    monkeypatch.setattr(Resume, "replay", buggy)
+    stream = ingest(client, images(25), batch_size=10, journal=path)
+    with pytest.raises(RuntimeError, match="a bug"):
+        async for _ in stream:
+            pass
+    unknown = resumed_after_a_bug(stream, applied=11 if after_counting else 10)
+    assert unknown == [p for p in range(10, 20) if not (after_counting and p == 15)]
+
+
+async def test_a_bug_batching_a_resend_leaves_every_record_in_a_bucket(
+    client: WesogClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.sqlite"
+    await interrupted(client, path)
+    add = Batcher.add
+
+    def buggy(self: Batcher, pos: int, rec: Any) -> Any:
+        if self.sparse and pos == 15:
+            raise RuntimeError("a bug")
+        return add(self, pos, rec)
+
+    monkeypatch.setattr(Batcher, "add", buggy)
+    stream = ingest(client, images(25), batch_size=10, journal=path)
+    with pytest.raises(RuntimeError, match="a bug"):
+        async for _ in stream:
+            pass
+    assert resumed_after_a_bug(stream) == list(range(10, 20))
+
+
+async def test_a_bug_checking_a_span_leaves_its_record_in_a_bucket(
+    client: WesogClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Raised before the span check held the record: settled all the same.
+    path = tmp_path / "j.sqlite"
+    await interrupted(client, path)
+    covering = Resume.covering
+
+    def buggy(self: Resume, pos: int) -> Any:
+        if pos == 13:
+            raise RuntimeError("a bug")
+        return covering(self, pos)
+
+    monkeypatch.setattr(Resume, "covering", buggy)
+    stream = ingest(client, images(25), batch_size=10, journal=path)
+    with pytest.raises(RuntimeError, match="a bug"):
+        async for _ in stream:
+            pass
+    report = stream.report
+    check_invariant(report)
+    assert report.total == 14 and report.applied == 10
+    assert sorted(e.position for e in report.not_sent_items) == [10, 11, 12, 13]
+
+
+async def test_a_bug_while_replaying_a_followed_span_counts_its_records_once(
+    wesog_emulator: EmulatorServer,
+    client: WesogClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Records of an operation the journal left pending are settled by the batch
+    # that follows it: a bug replaying their span adds none of them again.
+    path = tmp_path / "j.sqlite"
+    state = wesog_emulator.state
+    state.pause_processing()
+    task = asyncio.create_task(
+        ingest_all(client, images(1000), batch_size=100, max_pending_ops=3, journal=path)
+    )
+    while state.counters.ops_created < 3:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await batch_states(str(path)) == {"accepted": 3}
+    state.resume_processing()
+    replay = Resume.replay
+
+    def buggy(self: Resume, rows: Any, pos: int, rec: Any, tally: Any) -> Any:
+        if pos == 150:
+            raise RuntimeError("a bug")
+        return replay(self, rows, pos, rec, tally)
+
+    monkeypatch.setattr(Resume, "replay", buggy)
+    stream = ingest(client, images(1000), batch_size=100, journal=path)
+    with pytest.raises(RuntimeError, match="a bug"):
+        async for _ in stream:
+            pass
+    report = stream.report
+    check_invariant(report)
+    # The three followed operations, 100 records each, and nothing else.
+    assert report.total == 300 and report.applied + report.unknown == 300

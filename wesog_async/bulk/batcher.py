@@ -142,6 +142,10 @@ class Batch:
             out.extend(range(pos, pos + end - index))
         return out
 
+    def held(self) -> set[int]:
+        """The input positions this batch holds: its ids' and its invalid records'."""
+        return {*self.id_positions(), *(e.position for e in self.invalid)}
+
     @property
     def ids(self) -> dict[str, int]:
         """Each image id and its input position, in request order."""
@@ -438,8 +442,7 @@ class Batcher:
         held: set[int] = set()
         for batch in (*closed, self.open):
             if batch is not None:
-                held.update(batch.id_positions())
-                held.update(e.position for e in batch.invalid)
+                held |= batch.held()
         self.unfed.extend((p, rec) for p, rec in enumerate(recs, start=pos) if p not in held)
 
     def add(self, pos: int, rec: Any) -> tuple[Batch | None, Batch]:

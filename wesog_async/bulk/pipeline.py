@@ -19,10 +19,18 @@ from typing import Any, Final
 from wesog_async._submit import Submitter
 from wesog_async.bulk import outcomes
 from wesog_async.bulk.batcher import Batch, Batcher
-from wesog_async.bulk.journal import DONE, SUBMITTING, UNSENT, Binding, JournalBackend, JournalRow
+from wesog_async.bulk.journal import (
+    ACCEPTED,
+    DONE,
+    SUBMITTING,
+    UNSENT,
+    Binding,
+    JournalBackend,
+    JournalRow,
+)
 from wesog_async.bulk.options import IngestOptions
 from wesog_async.bulk.records import Encoder
-from wesog_async.bulk.resume import Resume
+from wesog_async.bulk.resume import Held, Resume
 from wesog_async.bulk.run import Run
 from wesog_async.bulk.tasks import BatchTasks
 from wesog_async.bulk.types import IngestReport, Outcome, RecordError
@@ -60,6 +68,11 @@ class Pipeline:
             self.encoder, batch_size=batch_size, max_bytes=options.max_batch_bytes, sparse=True
         )
         self.ready: list[Batch] = []
+        #: Records read that a bug left in no batch on the resume path
+        #: (position, record): settled not sent, like the batcher's own.
+        self.unfed: list[tuple[int, Any]] = []
+        #: Verified records whose journal result a bug kept from replaying.
+        self.unknown: list[RecordError] = []
         self.dispatching: Batch | None = None
         self.resume: Resume | None = None
         self.driver: asyncio.Task[None] | None = None
@@ -254,13 +267,19 @@ class Pipeline:
         self.run.pos = pos + 1
         resume = self.resume
         if resume is not None:
-            verified = resume.take(pos, rec)
+            try:
+                verified = resume.take(pos, rec)
+            except BaseException:
+                # A mismatch or a bug: a record the span check holds is settled
+                # with the held ones; one it does not is settled here.
+                if not resume.holds(pos):
+                    self.unfed.append((pos, rec))
+                raise
             if verified is not None:
                 closed = self.fresh.flush()  # a fresh batch never spans a journaled one
                 if closed is not None:
                     self.ready.append(closed)
-                for at, record, rows in verified:
-                    self._replay(resume, at, record, rows)
+                self._replay_all(resume, verified)
                 return
         try:
             closed = self.fresh.feed(pos, rec)
@@ -269,6 +288,39 @@ class Pipeline:
             raise
         if closed is not None:
             self.ready.append(closed)
+
+    def _replay_all(self, resume: Resume, verified: Held) -> None:
+        tally = self.run.tally
+        for i, (pos, rec, rows) in enumerate(verified):
+            counted = tally.total
+            try:
+                self._replay(resume, pos, rec, rows)
+            except BaseException as exc:
+                # A bug: the verified records not yet replayed are settled
+                # below, the one it stopped on too unless counted or batched.
+                held: set[int] = set()
+                for batch in (self.resends.open, *self.ready):
+                    if batch is not None:
+                        held |= batch.held()
+                if tally.total != counted:
+                    held.add(pos)
+                self._unreplayed([v for v in verified[i:] if v[0] not in held], exc)
+                raise
+
+    def _unreplayed(self, left: Held, exc: BaseException) -> None:
+        """Verified records a bug stopped before their journal result was
+        replayed: an op being followed settles its own; one an earlier run may
+        have sent is unknown (nothing proves it applied); the rest not sent."""
+        why = f"outcome unknown: replaying the journal failed ({outcomes.describe(exc)})"
+        for pos, rec, rows in left:
+            row = rows[-1]
+            if row.state == ACCEPTED:
+                continue  # followed (see _follow): its batch settles it
+            if row.state == UNSENT:
+                self.unfed.append((pos, rec))
+            else:
+                image_id = outcomes.record_id(rec)
+                self.unknown.append(RecordError(pos, image_id, why, op_id=row.op_id, record=rec))
 
     def _replay(self, resume: Resume, pos: int, rec: Any, rows: list[JournalRow]) -> None:
         action, prior = resume.replay(rows, pos, rec, self.run.tally)
@@ -354,9 +406,13 @@ class Pipeline:
         self.dispatching, self.ready = None, []
         reason = "not sent: " + ("ingestion stopped" if error is None else outcomes.describe(error))
         settled = [self.run.settle_unsent(b, reason, error) for b in batches if b is not None]
-        unfed, self.fresh.unfed = self.fresh.unfed, []
+        unfed = [*self.fresh.unfed, *self.unfed]  # settle_unfed orders them
+        self.fresh.unfed, self.unfed = [], []
         if unfed:
             settled.extend(self.run.settle_unfed(unfed, reason, error))
+        unknown, self.unknown = self.unknown, []
+        if unknown:
+            settled.extend(self.run.settle_loose(unknown, "unknown", error))
         return settled
 
 

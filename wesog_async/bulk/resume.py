@@ -141,6 +141,11 @@ class Resume:
             raise self._mismatch(span, "")
         return check.held
 
+    def holds(self, pos: int) -> bool:
+        """Whether the record at ``pos`` is held for a span check (see :meth:`held`)."""
+        check = self.check
+        return check is not None and any(p == pos for p, _, _ in check.held)
+
     def held(self) -> list[tuple[int, Any]]:
         """The records read but not yet verified (after a mismatch or a stop)."""
         check, self.check = self.check, None

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import logging
 import time
+from operator import attrgetter
 from typing import Any, Final
 
 from wesog_async._transport import Transport
@@ -87,26 +88,31 @@ class Run:
     def settle_unfed(
         self, unfed: list[tuple[int, Any]], reason: str, error: BaseException | None
     ) -> list[Outcome]:
-        """Records read but in no batch (a bug stopped them on the way), not
-        sent: one outcome per run of consecutive positions."""
-        runs: list[list[tuple[int, Any]]] = []
-        for pos, rec in unfed:
-            if runs and runs[-1][-1][0] + 1 == pos:
-                runs[-1].append((pos, rec))
+        """Records read but in no batch (a bug stopped them on the way), not sent."""
+        items = [RecordError(p, outcomes.record_id(rec), reason, record=rec) for p, rec in unfed]
+        return self.settle_loose(items, "not_sent", error)
+
+    def settle_loose(
+        self, items: list[RecordError], bucket: str, error: BaseException | None
+    ) -> list[Outcome]:
+        """Records in no batch, settled in ``bucket`` (``not_sent`` or
+        ``unknown``): one outcome per run of consecutive positions."""
+        runs: list[list[RecordError]] = []
+        for item in sorted(items, key=attrgetter("position")):
+            if runs and runs[-1][-1].position + 1 == item.position:
+                runs[-1].append(item)
             else:
-                runs.append([(pos, rec)])
+                runs.append([item])
         settled = []
         for run in runs:
-            start, stop = run[0][0], run[-1][0] + 1
+            start, stop = run[0].position, run[-1].position + 1
             token = Batch(start)  # the span they cover, settled once like a batch
             token.stop = stop
             token.number = next(self.numbers)
             outcome = Outcome(
                 token.number, None, None, range(start, stop), error=error,
-                not_sent=tuple(
-                    RecordError(pos, outcomes.record_id(rec), reason, record=rec)
-                    for pos, rec in run
-                ),
+                unknown=tuple(run) if bucket == "unknown" else (),
+                not_sent=tuple(run) if bucket != "unknown" else (),
             )  # fmt: skip
             self.settle(token, outcome)
             settled.append(outcome)
