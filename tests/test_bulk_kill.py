@@ -28,7 +28,12 @@ async def test_a_killed_upload_resumes_with_every_record_in_one_bucket(tmp_path:
         )
     )
     # ~0.5 ms per item on one worker: the upload takes about half a second.
-    config = EmulatorConfig(api_keys=(KEY,), item_delay_ms=0.5, workers_per_tenant=1)
+    # The fourth write hangs (never applied): it is on the wire when the kill
+    # comes, so the journal holds a batch the resumed run must resend.
+    config = EmulatorConfig(
+        api_keys=(KEY,), item_delay_ms=0.5, workers_per_tenant=1,
+        faults="POST /imgs script pass, pass, pass, hang",
+    )  # fmt: skip
     async with EmulatorServer(config) as emu:
         command = [
             sys.executable, "-m", "wesog_async", "upload", str(source), "--journal",
@@ -52,6 +57,7 @@ async def test_a_killed_upload_resumes_with_every_record_in_one_bucket(tmp_path:
         summary = json.loads(out.decode().strip().splitlines()[-1])["summary"]
         assert summary["total"] == N and summary["applied"] == N, summary
         assert summary["resumed"] > 0  # what the killed run finished was not sent again
+        assert summary["resent"] >= 50  # the hung batch, at least: sent again, and said so
         for bucket in ("failed", "invalid", "unknown", "not_sent"):
             assert summary[bucket] == 0, summary
 
