@@ -199,7 +199,7 @@ class PollPolicy:
     geometrically (factor ``growth`` = 1.5: a poll at most 50 % of the elapsed
     time late) with ±10% jitter, each delay within ``[min_delay, max_delay]``
     (2 ms, 5 s); where the kind's ops were learned to finish, by
-    ``learned_growth`` (1.35: at most 35% late). The first op of a kind nothing
+    ``learned_growth`` (1.4: at most 40% late). The first op of a kind nothing
     is known of is polled after ``min_delay`` (a probe), and a learned time
     later than the cold guess is used once three ops of the kind agree. Before
     anything of a kind has finished, an op polled once waits while three older
@@ -214,7 +214,7 @@ class PollPolicy:
     per_item: float = attrs.field(default=0.0001, validator=attrs.validators.ge(0))
     min_delay: float = attrs.field(default=0.002, validator=attrs.validators.gt(0))
     growth: float = attrs.field(default=1.5, validator=attrs.validators.gt(1))
-    learned_growth: float = attrs.field(default=1.35, validator=attrs.validators.gt(1))
+    learned_growth: float = attrs.field(default=1.4, validator=attrs.validators.gt(1))
     max_delay: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
     jitter: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
     max_hold: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
