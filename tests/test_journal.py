@@ -103,21 +103,31 @@ async def test_break_midway_then_resume_applies_every_record_once(
     assert counters.requests["POST /imgs"] == counters.ops_created  # nothing new
 
 
-async def test_cancelled_upload_keeps_op_ids_and_resume_follows_them(
-    wesog_emulator: EmulatorServer, client: WesogClient, journal_target: str
+async def cancel_with_ops_accepted(
+    server: EmulatorServer, client: WesogClient, journal: Any, *, records: int, ops: int
 ) -> None:
-    path = journal_target
-    state = wesog_emulator.state
+    """Cancel an upload of ``records`` (batches of 100) once ``ops`` operations
+    were accepted, with processing paused (it stays paused): the journal keeps
+    them ``accepted``, with their op ids."""
+    state = server.state
     state.pause_processing()
     task = asyncio.create_task(
-        ingest_all(client, images(2000), batch_size=100, max_pending_ops=5, journal=path)
+        ingest_all(client, images(records), batch_size=100, max_pending_ops=ops, journal=journal)
     )
-    while state.counters.ops_created < 5:
+    while state.counters.ops_created < ops:
         await asyncio.sleep(0.005)
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_cancelled_upload_keeps_op_ids_and_resume_follows_them(
+    wesog_emulator: EmulatorServer, client: WesogClient, journal_target: str
+) -> None:
+    path = journal_target
+    state = wesog_emulator.state
+    await cancel_with_ops_accepted(wesog_emulator, client, path, records=2000, ops=5)
     async with open_journal(path) as journal:
         summary = await journal.summary()
     assert summary["mode"] == "create"
@@ -301,6 +311,33 @@ def resumed_after_a_bug(stream: Any, *, applied: int = 10) -> list[int]:
     return sorted(e.position for e in report.unknown_items)
 
 
+def bug_in_replay_at(
+    monkeypatch: pytest.MonkeyPatch, position: int, *, counted_first: bool = False
+) -> None:
+    """Make ``Resume.replay`` raise (a bug of ours) at ``position``, after
+    counting the record when ``counted_first``."""
+    replay = Resume.replay
+
+    def buggy(self: Resume, rows: Any, pos: int, rec: Any, tally: Any) -> Any:
+        if pos == position:
+            if counted_first:
+                tally.resumed_record("applied")
+            raise RuntimeError("a bug")
+        return replay(self, rows, pos, rec, tally)
+
+    monkeypatch.setattr(Resume, "replay", buggy)
+
+
+async def run_into_the_bug(client: WesogClient, n: int, path: Path, batch_size: int) -> Any:
+    """Resume ``n`` records with the journal at ``path`` until the bug stops
+    the run; return the stream (its report)."""
+    stream = ingest(client, images(n), batch_size=batch_size, journal=path)
+    with pytest.raises(RuntimeError, match="a bug"):
+        async for _ in stream:
+            pass
+    return stream
+
+
 @pytest.mark.parametrize("after_counting", [False, True])
 async def test_a_bug_while_replaying_a_span_leaves_every_record_in_a_bucket(
     client: WesogClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_counting: bool
@@ -310,20 +347,8 @@ async def test_a_bug_while_replaying_a_span_leaves_every_record_in_a_bucket(
     # the sixth, unless it was counted already) unknown; none lost, none twice.
     path = tmp_path / "j.sqlite"
     await interrupted(client, path)
-    replay = Resume.replay
-
-    def buggy(self: Resume, rows: Any, pos: int, rec: Any, tally: Any) -> Any:
-        if pos == 15:
-            if after_counting:
-                tally.resumed_record("applied")
-            raise RuntimeError("a bug")
-        return replay(self, rows, pos, rec, tally)
-
-    monkeypatch.setattr(Resume, "replay", buggy)
-    stream = ingest(client, images(25), batch_size=10, journal=path)
-    with pytest.raises(RuntimeError, match="a bug"):
-        async for _ in stream:
-            pass
+    bug_in_replay_at(monkeypatch, 15, counted_first=after_counting)
+    stream = await run_into_the_bug(client, 25, path, 10)
     unknown = resumed_after_a_bug(stream, applied=11 if after_counting else 10)
     assert unknown == [p for p in range(10, 20) if not (after_counting and p == 15)]
 
@@ -341,10 +366,7 @@ async def test_a_bug_batching_a_resend_leaves_every_record_in_a_bucket(
         return add(self, pos, rec)
 
     monkeypatch.setattr(Batcher, "add", buggy)
-    stream = ingest(client, images(25), batch_size=10, journal=path)
-    with pytest.raises(RuntimeError, match="a bug"):
-        async for _ in stream:
-            pass
+    stream = await run_into_the_bug(client, 25, path, 10)
     assert resumed_after_a_bug(stream) == list(range(10, 20))
 
 
@@ -362,10 +384,7 @@ async def test_a_bug_checking_a_span_leaves_its_record_in_a_bucket(
         return covering(self, pos)
 
     monkeypatch.setattr(Resume, "covering", buggy)
-    stream = ingest(client, images(25), batch_size=10, journal=path)
-    with pytest.raises(RuntimeError, match="a bug"):
-        async for _ in stream:
-            pass
+    stream = await run_into_the_bug(client, 25, path, 10)
     report = stream.report
     check_invariant(report)
     assert report.total == 14 and report.applied == 10
@@ -381,31 +400,11 @@ async def test_a_bug_while_replaying_a_followed_span_counts_its_records_once(
     # Records of an operation the journal left pending are settled by the batch
     # that follows it: a bug replaying their span adds none of them again.
     path = tmp_path / "j.sqlite"
-    state = wesog_emulator.state
-    state.pause_processing()
-    task = asyncio.create_task(
-        ingest_all(client, images(1000), batch_size=100, max_pending_ops=3, journal=path)
-    )
-    while state.counters.ops_created < 3:
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0.05)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_with_ops_accepted(wesog_emulator, client, path, records=1000, ops=3)
     assert await batch_states(str(path)) == {"accepted": 3}
-    state.resume_processing()
-    replay = Resume.replay
-
-    def buggy(self: Resume, rows: Any, pos: int, rec: Any, tally: Any) -> Any:
-        if pos == 150:
-            raise RuntimeError("a bug")
-        return replay(self, rows, pos, rec, tally)
-
-    monkeypatch.setattr(Resume, "replay", buggy)
-    stream = ingest(client, images(1000), batch_size=100, journal=path)
-    with pytest.raises(RuntimeError, match="a bug"):
-        async for _ in stream:
-            pass
+    wesog_emulator.state.resume_processing()
+    bug_in_replay_at(monkeypatch, 150)
+    stream = await run_into_the_bug(client, 1000, path, 100)
     report = stream.report
     check_invariant(report)
     # The three followed operations, 100 records each, and nothing else.
