@@ -57,8 +57,9 @@ class WesogClient:
     (``https://api.wesog.com``). Pass ``session=`` to borrow an
     ``aiohttp.ClientSession`` (it is never closed by the client).
 
-    ``timeout`` bounds the wait for each response once a request is sent
-    (``wait_timeout`` for writes sent with ``wait=True``, which hold the
+    ``timeout`` bounds each attempt once it has a connection: sending the
+    request and reading the whole answer (``wait_timeout`` for writes sent
+    with ``wait=True``, which hold the
     connection until the operation ends), ``connect_timeout`` opening a
     connection; waiting for a free connection of the pool is not timed, so a
     request that never left is never taken for one that may have been applied.

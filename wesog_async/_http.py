@@ -1,9 +1,12 @@
 """HTTP plumbing of the request path: the response, per-attempt timeouts and
-body caps, reading a body under its cap, the error for a failed send and the
-key scrubbed from a body. No retries, no state."""
+the connector that starts each response deadline, body caps, reading a body
+under its cap, the error for a failed send and the key scrubbed from a body.
+No retries."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from typing import Any, Final
 
 import aiohttp
@@ -52,18 +55,23 @@ class Timeouts:
     """Per-attempt time limits, kept apart so that a request that never left
     (waiting for a connection, connecting) is known not sent.
 
-    ``connect`` bounds opening a connection, ``response`` the wait for the
-    answer once the request is on the wire (``long_wait`` for writes sent with
-    ``wait=True``). Waiting for a free connection of the pool is not timed:
-    the caller's deadline bounds it.
+    ``connect`` bounds opening a connection, ``response`` the rest of the
+    attempt once it has one: sending the request and reading the whole answer
+    (``long_wait`` for writes sent with ``wait=True``). Waiting for a free
+    connection of the pool is not timed: the caller's deadline bounds it.
     """
 
     connect: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     response: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     long_wait: float = attrs.field(default=600.0, validator=attrs.validators.gt(0))
 
-    def aiohttp(self, response: float) -> aiohttp.ClientTimeout:
+    def aiohttp(self, response: float, *, deadline: bool = False) -> aiohttp.ClientTimeout:
+        """aiohttp's timeouts for one attempt. With ``deadline`` (a session on a
+        :class:`DeadlineConnector`) only the connect phase: the response is
+        bounded by the attempt's deadline, armed once connected."""
         connect = min(self.connect, response)
+        if deadline:
+            return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
         return aiohttp.ClientTimeout(
             total=connect + response, connect=connect, sock_connect=connect, sock_read=response
         )
@@ -141,10 +149,37 @@ def scrub_secret(raw: bytes, secret: bytes) -> bytes:
     return raw
 
 
+#: The deadline of the attempt under way in this task, and its response time:
+#: armed by :class:`DeadlineConnector` once the request has a connection.
+RESPONSE_DEADLINE: Final[contextvars.ContextVar[tuple[asyncio.Timeout, float] | None]] = (
+    contextvars.ContextVar("wesog_async_response_deadline", default=None)
+)
+
+
+class DeadlineConnector(aiohttp.TCPConnector):
+    """A connector that starts the response time of a request when it hands
+    the request its connection (new or pooled): one timer per attempt, where
+    aiohttp's ``sock_read`` arms one per read and ``total`` one more."""
+
+    async def connect(
+        self,
+        req: aiohttp.ClientRequest,
+        traces: list[Any],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
+    ) -> aiohttp.connector.Connection:
+        conn = await super().connect(req, traces, timeout)
+        armed = RESPONSE_DEADLINE.get()
+        if armed is not None:
+            deadline, seconds = armed
+            deadline.reschedule(self._loop.time() + seconds)
+        return conn
+
+
 def own_session(max_connections: int, ssl: Any) -> aiohttp.ClientSession:
-    """The session a client owns: a pool of ``max_connections``, never raising
-    for a status, and without aiohttp's own silent resend."""
-    connector = aiohttp.TCPConnector(limit=max_connections, ssl=ssl)
+    """The session a client owns: a pool of ``max_connections`` on a
+    :class:`DeadlineConnector`, never raising for a status, and without
+    aiohttp's own silent resend."""
+    connector = DeadlineConnector(limit=max_connections, ssl=ssl)
     session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
     # aiohttp silently resends PUT/DELETE once when a kept-alive connection
     # drops after the body was sent. Retries are ours to decide: a strict
@@ -155,7 +190,9 @@ def own_session(max_connections: int, ssl: Any) -> aiohttp.ClientSession:
 
 
 __all__ = [
+    "RESPONSE_DEADLINE",
     "BodyLimits",
+    "DeadlineConnector",
     "Response",
     "Timeouts",
     "own_session",

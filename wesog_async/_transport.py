@@ -21,7 +21,9 @@ from wesog_async import _wire as wire
 from wesog_async._attempts import RequestKind
 from wesog_async._errors import ClientClosedError, WesogError
 from wesog_async._http import (
+    RESPONSE_DEADLINE,
     BodyLimits,
+    DeadlineConnector,
     Response,
     Timeouts,
     own_session,
@@ -124,6 +126,7 @@ class Transport:
         #: Called with the seconds of each cool-down a server asks for (a 429
         #: or 503 with Retry-After), e.g. to share it with other processes.
         self.on_server_cool_down: Callable[[float], None] | None = None
+        self._deadline = False
         self._timeouts = {False: timeouts.aiohttp(timeouts.response)}
         self._closed = False
         # Set when the client starts closing: no new write leaves from then on
@@ -170,11 +173,17 @@ class Transport:
             self._session = self._borrowed
             limit = self._borrowed.connector.limit if self._borrowed.connector else 0
             self._slots = _Slots(limit or self._max_connections)
-            return
-        self._session = own_session(self._max_connections, self._ssl)
-        # Requests wait for a connection here, not in aiohttp's pool, so the
-        # wait is never mistaken for a timeout of a request that was sent.
-        self._slots = _Slots(self._max_connections)
+        else:
+            self._session = own_session(self._max_connections, self._ssl)
+            # Requests wait for a connection here, not in aiohttp's pool, so the
+            # wait is never mistaken for a timeout of a request that was sent.
+            self._slots = _Slots(self._max_connections)
+        # A session on our connector bounds each response by one deadline
+        # armed once connected; any other keeps aiohttp's total and sock_read.
+        self._deadline = isinstance(self._session.connector, DeadlineConnector)
+        self._timeouts = {
+            False: self.timeouts.aiohttp(self.timeouts.response, deadline=self._deadline)
+        }
 
     async def aclose(self) -> None:
         """Close an owned session (a borrowed one is left open)."""
@@ -373,10 +382,13 @@ class Transport:
             headers["Content-Type"] = "application/json"
             data = body
         if response_timeout is not None:
-            client_timeout = self.timeouts.aiohttp(response_timeout)
+            seconds = response_timeout
+            client_timeout = self.timeouts.aiohttp(seconds, deadline=self._deadline)
         elif long_wait:
-            client_timeout = self.timeouts.aiohttp(self.timeouts.long_wait)
+            seconds = self.timeouts.long_wait
+            client_timeout = self.timeouts.aiohttp(seconds, deadline=self._deadline)
         else:
+            seconds = self.timeouts.response
             client_timeout = self._timeouts[False]
         limit = self.limits.status if kind == "poll" else self.limits.default
         slots = self._slots
@@ -387,21 +399,28 @@ class Transport:
                 raise ClientClosedError(f"{method} {path}: the client closed before sending")
             self.stats.requests += 1
             try:
-                async with session.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                    allow_redirects=False,
-                    timeout=client_timeout,
-                    ssl=self._ssl,
-                ) as resp:
-                    status = resp.status
-                    raw = await read_capped(resp, limit, method, path)
-                    retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
-                    # Server text too: scrubbed of the key, like the body below.
-                    server_rid = server_request_id(resp.headers, secret=self.__api_key)
+                # The response deadline: armed by the connector once connected
+                # (a session on another connector leaves it unarmed).
+                async with asyncio.timeout(None) as deadline:
+                    armed = RESPONSE_DEADLINE.set((deadline, seconds))
+                    try:
+                        async with session.request(
+                            method,
+                            self.base_url + path,
+                            params=params,
+                            data=data,
+                            headers=headers,
+                            allow_redirects=False,
+                            timeout=client_timeout,
+                            ssl=self._ssl,
+                        ) as resp:
+                            status = resp.status
+                            raw = await read_capped(resp, limit, method, path)
+                            retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
+                            # Server text too: scrubbed of the key, like the body below.
+                            server_rid = server_request_id(resp.headers, secret=self.__api_key)
+                    finally:
+                        RESPONSE_DEADLINE.reset(armed)
             except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
                 error = send_failure(exc, method, path, closed=self._closed)
                 if error is None:
