@@ -8,11 +8,9 @@ the status proves it. A batch whose submit raised is classified by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final, Literal
 
 from wesog_async import _attempts
-from wesog_async import _wire as wire
 from wesog_async._errors import (
     APIStatusError,
     AuthenticationError,
@@ -62,15 +60,6 @@ def submit_bucket(exc: BaseException, cap: float) -> Bucket:
     if is_fatal(exc, cap) or not isinstance(exc, APIStatusError):
         return "not_sent"
     return "failed"
-
-
-def record_id(rec: object) -> str | None:
-    """The id of a record that was never checked, when it plainly has one."""
-    if isinstance(rec, Mapping):
-        image_id = rec.get(wire.BATCH_ID_KEY)
-        if type(image_id) is str:
-            return image_id
-    return None
 
 
 def record_errors(

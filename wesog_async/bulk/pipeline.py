@@ -29,7 +29,7 @@ from wesog_async.bulk.journal import (
     JournalRow,
 )
 from wesog_async.bulk.options import IngestOptions
-from wesog_async.bulk.records import Encoder
+from wesog_async.bulk.records import Encoder, loose_id
 from wesog_async.bulk.resume import Held, Resume
 from wesog_async.bulk.run import Run
 from wesog_async.bulk.tasks import BatchTasks
@@ -319,8 +319,9 @@ class Pipeline:
             if row.state == UNSENT:
                 self.unfed.append((pos, rec))
             else:
-                image_id = outcomes.record_id(rec)
-                self.unknown.append(RecordError(pos, image_id, why, op_id=row.op_id, record=rec))
+                self.unknown.append(
+                    RecordError(pos, loose_id(rec), why, op_id=row.op_id, record=rec)
+                )
 
     def _replay(self, resume: Resume, pos: int, rec: Any, rows: list[JournalRow]) -> None:
         action, prior = resume.replay(rows, pos, rec, self.run.tally)

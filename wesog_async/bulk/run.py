@@ -9,7 +9,7 @@ import itertools
 import logging
 import time
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from wesog_async._transport import Transport
 from wesog_async.bulk import outcomes
@@ -17,6 +17,7 @@ from wesog_async.bulk.batcher import Batch
 from wesog_async.bulk.flow import Gate
 from wesog_async.bulk.journal import DONE, JournalBackend, JournalRow, open_journal
 from wesog_async.bulk.options import IngestOptions
+from wesog_async.bulk.records import loose_id
 from wesog_async.bulk.report import Tally
 from wesog_async.bulk.types import IngestReport, Outcome, RecordError
 
@@ -89,11 +90,14 @@ class Run:
         self, unfed: list[tuple[int, Any]], reason: str, error: BaseException | None
     ) -> list[Outcome]:
         """Records read but in no batch (a bug stopped them on the way), not sent."""
-        items = [RecordError(p, outcomes.record_id(rec), reason, record=rec) for p, rec in unfed]
+        items = [RecordError(p, loose_id(rec), reason, record=rec) for p, rec in unfed]
         return self.settle_loose(items, "not_sent", error)
 
     def settle_loose(
-        self, items: list[RecordError], bucket: str, error: BaseException | None
+        self,
+        items: list[RecordError],
+        bucket: Literal["not_sent", "unknown"],
+        error: BaseException | None,
     ) -> list[Outcome]:
         """Records in no batch, settled in ``bucket`` (``not_sent`` or
         ``unknown``): one outcome per run of consecutive positions."""
@@ -112,7 +116,7 @@ class Run:
             outcome = Outcome(
                 token.number, None, None, range(start, stop), error=error,
                 unknown=tuple(run) if bucket == "unknown" else (),
-                not_sent=tuple(run) if bucket != "unknown" else (),
+                not_sent=tuple(run) if bucket == "not_sent" else (),
             )  # fmt: skip
             self.settle(token, outcome)
             settled.append(outcome)
