@@ -5,14 +5,13 @@ No retries."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from typing import Any, Final
 
 import aiohttp
 import attrs
 
 from wesog_async import _jsonlib
+from wesog_async._deadline import RESPONSE_DEADLINE
 from wesog_async._errors import (
     ClientClosedError,
     ConnectError,
@@ -149,17 +148,11 @@ def scrub_secret(raw: bytes, secret: bytes) -> bytes:
     return raw
 
 
-#: The deadline of the attempt under way in this task, and its response time:
-#: armed by :class:`DeadlineConnector` once the request has a connection.
-RESPONSE_DEADLINE: Final[contextvars.ContextVar[tuple[asyncio.Timeout, float] | None]] = (
-    contextvars.ContextVar("wesog_async_response_deadline", default=None)
-)
-
-
 class DeadlineConnector(aiohttp.TCPConnector):
     """A connector that starts the response time of a request when it hands
-    the request its connection (new or pooled): one timer per attempt, where
-    aiohttp's ``sock_read`` arms one per read and ``total`` one more."""
+    the request its connection (new or pooled): one deadline per attempt
+    (:mod:`wesog_async._deadline`), where aiohttp's ``sock_read`` arms a timer
+    per read and ``total`` one more."""
 
     async def connect(
         self,
@@ -168,10 +161,9 @@ class DeadlineConnector(aiohttp.TCPConnector):
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
     ) -> aiohttp.connector.Connection:
         conn = await super().connect(req, traces, timeout)
-        armed = RESPONSE_DEADLINE.get()
-        if armed is not None:
-            deadline, seconds = armed
-            deadline.reschedule(self._loop.time() + seconds)
+        deadline = RESPONSE_DEADLINE.get()
+        if deadline is not None:
+            deadline.arm()
         return conn
 
 
@@ -190,7 +182,6 @@ def own_session(max_connections: int, ssl: Any) -> aiohttp.ClientSession:
 
 
 __all__ = [
-    "RESPONSE_DEADLINE",
     "BodyLimits",
     "DeadlineConnector",
     "Response",

@@ -19,9 +19,9 @@ import attrs
 from wesog_async import _attempts, _sansio, _telemetry
 from wesog_async import _wire as wire
 from wesog_async._attempts import RequestKind
+from wesog_async._deadline import Deadlines
 from wesog_async._errors import ClientClosedError, WesogError
 from wesog_async._http import (
-    RESPONSE_DEADLINE,
     BodyLimits,
     DeadlineConnector,
     Response,
@@ -122,6 +122,7 @@ class Transport:
         self._user_agent = user_agent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: _Slots | None = None
+        self._deadlines: Deadlines | None = None
         self._cooldown_until = 0.0
         #: Called with the seconds of each cool-down a server asks for (a 429
         #: or 503 with Retry-After), e.g. to share it with other processes.
@@ -166,6 +167,7 @@ class Transport:
         if self._loop is not None:
             raise RuntimeError("this WesogClient is already open")
         self._loop = asyncio.get_running_loop()
+        self._deadlines = Deadlines(self._loop)
         self.telemetry.bind()  # [telemetry] providers are looked up once, here
         if self._borrowed is not None:
             if self._borrowed.closed:
@@ -367,8 +369,8 @@ class Transport:
         on_throttle: Callable[[], None] | None,
         rid: str,
     ) -> Response:
-        loop = self._loop
-        assert loop is not None and self._slots is not None
+        loop, deadlines = self._loop, self._deadlines
+        assert loop is not None and self._slots is not None and deadlines is not None
         delay = self._cooldown_until - loop.time()
         if delay > 0:
             await self.sleep(delay)
@@ -401,26 +403,22 @@ class Transport:
             try:
                 # The response deadline: armed by the connector once connected
                 # (a session on another connector leaves it unarmed).
-                async with asyncio.timeout(None) as deadline:
-                    armed = RESPONSE_DEADLINE.set((deadline, seconds))
-                    try:
-                        async with session.request(
-                            method,
-                            self.base_url + path,
-                            params=params,
-                            data=data,
-                            headers=headers,
-                            allow_redirects=False,
-                            timeout=client_timeout,
-                            ssl=self._ssl,
-                        ) as resp:
-                            status = resp.status
-                            raw = await read_capped(resp, limit, method, path)
-                            retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
-                            # Server text too: scrubbed of the key, like the body below.
-                            server_rid = server_request_id(resp.headers, secret=self.__api_key)
-                    finally:
-                        RESPONSE_DEADLINE.reset(armed)
+                with deadlines.deadline(seconds):
+                    async with session.request(
+                        method,
+                        self.base_url + path,
+                        params=params,
+                        data=data,
+                        headers=headers,
+                        allow_redirects=False,
+                        timeout=client_timeout,
+                        ssl=self._ssl,
+                    ) as resp:
+                        status = resp.status
+                        raw = await read_capped(resp, limit, method, path)
+                        retry_after_header = resp.headers.get(wire.HEADER_RETRY_AFTER)
+                        # Server text too: scrubbed of the key, like the body below.
+                        server_rid = server_request_id(resp.headers, secret=self.__api_key)
             except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
                 error = send_failure(exc, method, path, closed=self._closed)
                 if error is None:
