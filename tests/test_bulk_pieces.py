@@ -4,6 +4,7 @@ bytes, same invalid records and messages, same byte cuts."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from tests.test_bulk import check_invariant, drain, images
 from wesog_async import WesogClient, ingest
+from wesog_async.bulk import pipeline
 from wesog_async.bulk.batcher import Batch, Batcher
 from wesog_async.bulk.records import Encoder, compile_piece_check
 
@@ -187,3 +189,37 @@ def test_what_a_failed_piece_left_is_told_by_the_positions_batches_hold() -> Non
     opened.push("img-000002", 2)  # pushed, then the bug: the batch's stop not moved on
     batcher.strand(0, recs, [])
     assert batcher.unfed == [(3, recs[3])]
+
+
+async def test_a_sync_input_gives_the_loop_a_turn_every_so_many_records(
+    client: WesogClient,
+) -> None:
+    # Read in bursts (the requests of several batches leave in one loop turn),
+    # but never more than _TURN_EVERY records, plus the piece that crossed it,
+    # without letting another task run.
+    read = 0
+    gaps: list[int] = []
+    done = False
+
+    def source() -> Iterator[dict[str, Any]]:
+        nonlocal read
+        for rec in images(6000):
+            read += 1
+            yield rec
+
+    async def ticker() -> None:
+        last = 0
+        while not done:
+            gaps.append(read - last)
+            last = read
+            await asyncio.sleep(0)
+
+    tick = asyncio.create_task(ticker())
+    stream = ingest(client, source(), batch_size=100, max_in_flight=64, max_pending_ops=64)
+    await drain(stream)
+    done = True
+    await tick
+    check_invariant(stream.report)
+    assert stream.report.applied == 6000
+    assert max(gaps) <= pipeline._TURN_EVERY + pipeline._YIELD_EVERY
+    assert max(gaps) > 100  # batches of 100, not a turn per batch

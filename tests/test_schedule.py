@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wesog_async import PollPolicy
-from wesog_async._schedule import ALPHA, Schedule, kind_of, server_duration
+from wesog_async._schedule import ALPHA, FINISH_SLACK, Schedule, kind_of, server_duration
 
 POLICY = PollPolicy(jitter=0)
 ONE = kind_of("POST", 1)
@@ -83,13 +83,13 @@ def test_the_first_samples_are_averaged_then_the_newest_weigh_alpha() -> None:
     schedule = learned(durations)
     est = schedule.estimate(ONE)
     assert est is not None
-    logs = [math.log((d + 0.002 + 0.01 * d) / guess) for d in durations]
+    logs = [math.log((d + FINISH_SLACK + 0.01 * d) / guess) for d in durations]
     assert est.log_ratio == pytest.approx(sum(logs) / len(logs))
     for _ in range(40):  # steady 0.3 s: the estimate converges, the spread shrinks
         schedule.learn(POLICY, ONE, 1, submitted_at=0.0, now=0.3)
     before = est.log_ratio
     schedule.learn(POLICY, ONE, 1, submitted_at=0.0, now=0.5)
-    sample = math.log((0.5 + 0.002 + 0.005) / guess)
+    sample = math.log((0.5 + FINISH_SLACK + 0.005) / guess)
     assert est.log_ratio - before == pytest.approx(ALPHA * (sample - before))
 
 
@@ -219,7 +219,9 @@ def test_a_stuck_op_past_stale_after_is_no_evidence() -> None:
 
 def test_learned_delay_ignores_the_trust_rule() -> None:
     schedule = learned([3.0])
-    assert schedule.learned_delay(POLICY, ONE, 1) == pytest.approx(3.0 * 1.01 + 0.002, rel=0.01)
+    assert schedule.learned_delay(POLICY, ONE, 1) == pytest.approx(
+        3.0 * 1.01 + FINISH_SLACK, rel=0.01
+    )
     assert Schedule().learned_delay(POLICY, ONE, 1) is None
 
 

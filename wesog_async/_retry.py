@@ -198,7 +198,7 @@ class PollPolicy:
     next poll is aimed at the predicted finish. Otherwise poll times grow
     geometrically (factor ``growth`` = 1.5: a poll at most 50 % of the elapsed
     time late) with ±10% jitter, each delay within ``[min_delay, max_delay]``
-    (2 ms, 5 s); where the kind's ops were learned to finish, by
+    (1 ms, 5 s); where the kind's ops were learned to finish, by
     ``learned_growth`` (1.4: at most 40% late). The first op of a kind nothing
     is known of is polled after ``min_delay`` (a probe), and a learned time
     later than the cold guess is used once three ops of the kind agree. Before
@@ -212,7 +212,7 @@ class PollPolicy:
 
     first_delay: float = attrs.field(default=0.02, validator=attrs.validators.gt(0))
     per_item: float = attrs.field(default=0.0001, validator=attrs.validators.ge(0))
-    min_delay: float = attrs.field(default=0.002, validator=attrs.validators.gt(0))
+    min_delay: float = attrs.field(default=0.001, validator=attrs.validators.gt(0))
     growth: float = attrs.field(default=1.5, validator=attrs.validators.gt(1))
     learned_growth: float = attrs.field(default=1.4, validator=attrs.validators.gt(1))
     max_delay: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))

@@ -57,6 +57,12 @@ WINDOW: Final = 2.0
 CLIP: Final = math.log(2.0)
 #: Samples of a kind before a learned first poll may come later than the cold guess.
 TRUSTED: Final = 3
+#: A learned finish is aimed this long (plus 1% of it) after the server's
+#: duration. Small: the first poll is timed from the 202's arrival, half a
+#: round trip after the server created the op, and reaches the server half a
+#: round trip after it leaves; loop timers fire late, never early. (2 ms, the
+#: old slack, kept a client that follows a fast server waiting on itself.)
+FINISH_SLACK: Final = 0.0005
 
 Kind = tuple[str, int]
 
@@ -149,8 +155,8 @@ class Schedule:
         seen_running = min(running_age, observed)
         if duration < seen_running:
             duration = math.sqrt(seen_running * observed)
-        # Aim a little after the finish: a round trip and loop jitter.
-        duration += 0.002 + 0.01 * duration
+        # Aim a little after the finish (see FINISH_SLACK).
+        duration += FINISH_SLACK + 0.01 * duration
         guess = policy.first(num_total, None, None)
         if duration <= 0 or guess <= 0:
             return
