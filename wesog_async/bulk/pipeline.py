@@ -40,7 +40,8 @@ logger = logging.getLogger("wesog_async")
 # After a stop (break, cancel), requests already on the wire get this long to
 # answer, so that every batch the server accepted is journaled with its op id.
 STOP_GRACE_S: Final = 10.0
-# The producer yields to the event loop at least this often (records).
+# The per-record paths (an async input, a resume) yield to the event loop at
+# least this often (records); the piece path reads pieces of at most this many.
 _YIELD_EVERY: Final = 256
 # Checked and encoded a piece at a time, a sync input is read for up to this
 # many records, or this long, between loop turns (W7 holds the loop's lag). A
