@@ -16,7 +16,7 @@ from tests.test_bulk import check_invariant, drain, images
 from wesog_async import WesogClient, ingest
 from wesog_async.bulk import pipeline
 from wesog_async.bulk.batcher import Batch, Batcher
-from wesog_async.bulk.records import Encoder, compile_piece_check
+from wesog_async.bulk.records import Encoder, compile_check, compile_piece_check
 
 ids = st.sampled_from(["a", "b", "c", "d", "e", "f", " ", "", ".", "ü-1", "x/y"])
 values = st.one_of(
@@ -109,6 +109,16 @@ def test_the_piece_check_refuses_what_it_cannot_prove() -> None:
     only_ids = compile_piece_check(("id",), False)  # modify: the id alone
     assert only_ids([{"id": "a"}, {"id": "b"}]) == ["a", "b"]
     assert only_ids([{"id": "a"}, {"src": "b"}]) is None
+
+
+def test_checks_are_compiled_once_per_process_not_per_ingestion() -> None:
+    shape = ("src", "id", "title")
+    assert compile_piece_check(shape, True) is compile_piece_check(shape, True)
+    assert compile_check(shape, True) is compile_check(shape, True)
+    assert compile_check(shape, True) is not compile_check(shape, False)
+    first, second = Encoder("create").checks, Encoder("create").checks
+    assert first is not None and second is not None
+    assert first.compile(shape) is second.compile(shape)
 
 
 async def test_an_input_that_raises_mid_piece_loses_none_of_the_records_before(
