@@ -27,6 +27,16 @@ def test_a_consistent_status_proves_every_record() -> None:
     assert proof.reason is None
 
 
+def test_all_applied_positions_are_shared_by_size_and_not_kept_past_a_batch() -> None:
+    first = prove(op(num_total=1000, num_good=1000), (), op_id=7, sent=1000)
+    second = prove(op(num_total=1000, num_good=1000), (), op_id=7, sent=1000)
+    assert first.applied == tuple(range(1000)) and first.applied is second.applied
+    n = 10_001  # more than a request holds: built, never cached
+    big = prove(op(num_total=n, num_good=n), (), op_id=7, sent=n)
+    again = prove(op(num_total=n, num_good=n), (), op_id=7, sent=n)
+    assert big.applied == tuple(range(n)) and big.applied is not again.applied
+
+
 def test_listed_failures_are_failed_the_rest_applied() -> None:
     proof = prove(op(num_good=2, num_bad=2, errors=[(1, "x"), ("d", "y")]), IDS, op_id=7)
     assert proof.applied == (0, 2) and dict(proof.failed) == {1: "x", 3: "y"}

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 import attrs
 
 from wesog_async._models import Operation, OperationItemError
+
+_MAX_CACHED_POSITIONS: Final = 10_000  # a request's most records (max_batch_items' default)
 
 
 @attrs.frozen
@@ -56,10 +59,15 @@ class Proof:
 
 
 @functools.lru_cache(maxsize=8)
+def _cached_positions(n: int) -> tuple[int, ...]:
+    return tuple(range(n))
+
+
 def _all_positions(n: int) -> tuple[int, ...]:
     """Every position of a write of ``n`` records (batches repeat a few sizes:
-    a tuple of 1,000 ints built per proof was its largest cost)."""
-    return tuple(range(n))
+    a tuple of 1,000 ints built per proof was its largest cost). Cached up to
+    a batch's most records only, so no caller's ``sent=`` is held on to."""
+    return _cached_positions(n) if n <= _MAX_CACHED_POSITIONS else tuple(range(n))
 
 
 def _unknown(sent: int, failed: Mapping[int, str], reason: str) -> Proof:
