@@ -5,6 +5,7 @@ bytes, same invalid records and messages, same byte cuts."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -199,6 +200,43 @@ def test_what_a_failed_piece_left_is_told_by_the_positions_batches_hold() -> Non
     opened.push("img-000002", 2)  # pushed, then the bug: the batch's stop not moved on
     batcher.strand(0, recs, [])
     assert batcher.unfed == [(3, recs[3])]
+
+
+async def test_a_timer_due_while_reading_runs_before_the_next_slice(
+    client: WesogClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slices of 100 records by count, each 10 ms or more (a slow source): a task
+    # sleeping 1 ms falls due in every slice and runs when it ends, not after
+    # the next one as well (with one sleep(0) per turn, or two, it waited for
+    # two slices: the reader was queued ahead of it).
+    monkeypatch.setattr(pipeline, "_TURN_EVERY", 100)
+    monkeypatch.setattr(pipeline, "_TURN_AFTER_S", 60.0)
+    read = 0
+    gaps: list[int] = []
+    done = False
+
+    def source() -> Iterator[dict[str, Any]]:
+        nonlocal read
+        for rec in images(1000):
+            time.sleep(0.0001)
+            read += 1
+            yield rec
+
+    async def ticker() -> None:
+        last = 0
+        while not done:
+            await asyncio.sleep(0.001)
+            gaps.append(read - last)
+            last = read
+
+    tick = asyncio.create_task(ticker())
+    stream = ingest(client, source(), batch_size=50, max_in_flight=64, max_pending_ops=64)
+    await drain(stream)
+    done = True
+    await tick
+    check_invariant(stream.report)
+    assert stream.report.applied == 1000
+    assert max(gaps) <= 100 + 50  # a slice, plus the piece that crossed it: never two
 
 
 async def test_a_sync_input_gives_the_loop_a_turn_every_so_many_records(

@@ -203,14 +203,18 @@ def _resent_image_ids(dsn: str, job: str) -> set[str]:
 
 
 def _leased_by(dsn: str, job: str, owner: str) -> list[int]:
-    """Shards ``owner`` holds with some records read."""
+    """Shards ``owner`` holds with some records read: batches in the shard's
+    journal (written before each request leaves). Not ``records_read``: a
+    lease renewal writes it, and on a fast host a shard can be done before
+    its first renewal."""
 
     async def query() -> list[int]:
         conn = await asyncpg.connect(dsn)
         try:
             rows = await conn.fetch(
-                "SELECT id FROM wesog_shards WHERE job = $1 AND owner = $2 "
-                "AND state = 'leased' AND records_read > 0 ORDER BY id",
+                "SELECT s.id FROM wesog_shards AS s WHERE s.job = $1 AND s.owner = $2 "
+                "AND s.state = 'leased' AND EXISTS (SELECT 1 FROM wesog_journal_batches "
+                "AS b WHERE b.journal = s.job || '/' || s.id::text) ORDER BY s.id",
                 job,
                 owner,
             )
