@@ -202,6 +202,41 @@ def test_what_a_failed_piece_left_is_told_by_the_positions_batches_hold() -> Non
     assert batcher.unfed == [(3, recs[3])]
 
 
+async def read_between_wakeups(
+    client: WesogClient, n: int, *, batch_size: int, tick: float, pause: float = 0.0
+) -> list[int]:
+    """Ingest ``n`` records (``pause`` s of blocking work each) while a task
+    that sleeps ``tick`` s at a time counts the records read between its
+    wake-ups."""
+    read = 0
+    gaps: list[int] = []
+    done = False
+
+    def source() -> Iterator[dict[str, Any]]:
+        nonlocal read
+        for rec in images(n):
+            if pause:
+                time.sleep(pause)
+            read += 1
+            yield rec
+
+    async def ticker() -> None:
+        last = 0
+        while not done:
+            await asyncio.sleep(tick)
+            gaps.append(read - last)
+            last = read
+
+    tick_task = asyncio.create_task(ticker())
+    stream = ingest(client, source(), batch_size=batch_size, max_in_flight=64, max_pending_ops=64)
+    await drain(stream)
+    done = True
+    await tick_task
+    check_invariant(stream.report)
+    assert stream.report.applied == n
+    return gaps
+
+
 async def test_a_timer_due_while_reading_runs_before_the_next_slice(
     client: WesogClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,31 +246,7 @@ async def test_a_timer_due_while_reading_runs_before_the_next_slice(
     # two slices: the reader was queued ahead of it).
     monkeypatch.setattr(pipeline, "_TURN_EVERY", 100)
     monkeypatch.setattr(pipeline, "_TURN_AFTER_S", 60.0)
-    read = 0
-    gaps: list[int] = []
-    done = False
-
-    def source() -> Iterator[dict[str, Any]]:
-        nonlocal read
-        for rec in images(1000):
-            time.sleep(0.0001)
-            read += 1
-            yield rec
-
-    async def ticker() -> None:
-        last = 0
-        while not done:
-            await asyncio.sleep(0.001)
-            gaps.append(read - last)
-            last = read
-
-    tick = asyncio.create_task(ticker())
-    stream = ingest(client, source(), batch_size=50, max_in_flight=64, max_pending_ops=64)
-    await drain(stream)
-    done = True
-    await tick
-    check_invariant(stream.report)
-    assert stream.report.applied == 1000
+    gaps = await read_between_wakeups(client, 1000, batch_size=50, tick=0.001, pause=0.0001)
     assert max(gaps) <= 100 + 50  # a slice, plus the piece that crossed it: never two
 
 
@@ -245,29 +256,6 @@ async def test_a_sync_input_gives_the_loop_a_turn_every_so_many_records(
     # Read in bursts (the requests of several batches leave in one loop turn),
     # but never more than _TURN_EVERY records, plus the piece that crossed it,
     # without letting another task run.
-    read = 0
-    gaps: list[int] = []
-    done = False
-
-    def source() -> Iterator[dict[str, Any]]:
-        nonlocal read
-        for rec in images(6000):
-            read += 1
-            yield rec
-
-    async def ticker() -> None:
-        last = 0
-        while not done:
-            gaps.append(read - last)
-            last = read
-            await asyncio.sleep(0)
-
-    tick = asyncio.create_task(ticker())
-    stream = ingest(client, source(), batch_size=100, max_in_flight=64, max_pending_ops=64)
-    await drain(stream)
-    done = True
-    await tick
-    check_invariant(stream.report)
-    assert stream.report.applied == 6000
+    gaps = await read_between_wakeups(client, 6000, batch_size=100, tick=0)
     assert max(gaps) <= pipeline._TURN_EVERY + pipeline._YIELD_EVERY
     assert max(gaps) > 100  # batches of 100, not a turn per batch
